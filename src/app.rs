@@ -1,0 +1,125 @@
+//! Putting it together: a [`Config`] becomes a running server.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+
+use log::{debug, error, info, warn};
+
+use crate::cache::fetch::{FetchConfig, Fetcher};
+use crate::cache::store::Store;
+use crate::cache::upstream::{Upstream, UpstreamConfig};
+use crate::config::{Config, DEFAULT_SOURCE};
+use crate::http::{Router, RunningServer, Server, ServerConfig, socket};
+use crate::mirror::Mirror;
+use crate::{logging, signals};
+
+/// The `User-Agent` sent to sources.
+pub const USER_AGENT: &str = concat!("package-cache/", env!("CARGO_PKG_VERSION"));
+
+/// The handler tree and the pieces an embedding program may want to reach.
+pub struct App {
+    /// `/` → the mirror.
+    pub router: Router,
+    /// The downloads, store and sources behind the mirror.
+    pub fetcher: Arc<Fetcher>,
+}
+
+/// Builds the handlers for `config`: opens the cache directory and the sources.
+/// Errors name the flag and value at fault.
+pub fn build(config: &Config) -> Result<App, String> {
+    let store = Store::open(&config.cache)
+        .map_err(|e| format!("--cache {}: {}", config.cache.display(), io_reason(&e)))?;
+    let upstream = Upstream::new(&UpstreamConfig {
+        sources: config.effective_sources(),
+        connect_timeout: config.connect_timeout,
+        read_timeout: config.read_timeout,
+        user_agent: USER_AGENT.into(),
+        proxy: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let fetcher = Fetcher::new(store, Arc::new(upstream), FetchConfig::default());
+    let router = Router::new().mount("/", Mirror::new(fetcher.clone()));
+    Ok(App { router, fetcher })
+}
+
+/// The server settings for `config`.
+pub fn server_config(config: &Config) -> ServerConfig {
+    ServerConfig {
+        threads: config.threads,
+        idle_timeout: config.idle_timeout,
+        send_timeout: config.send_timeout,
+        shutdown_grace: config.shutdown_grace,
+        server_name: Some(USER_AGENT.into()),
+        log_header: Some("X-Cache".into()),
+        ..ServerConfig::default()
+    }
+}
+
+/// Binds and prepares the server (without running it).
+pub fn bind(config: &Config) -> Result<(Server, Arc<Fetcher>), String> {
+    let app = build(config)?;
+    let addr = config.listen_addr()?;
+    let server = Server::bind(addr, app.router, server_config(config))
+        .map_err(|e| format!("--host {} --port {}: {e}", config.host, config.port))?;
+    Ok((server, app.fetcher))
+}
+
+/// Starts a server for `config` on its own thread: for tests and embedding.
+pub fn start(config: &Config) -> Result<(RunningServer, Arc<Fetcher>), String> {
+    let (server, fetcher) = bind(config)?;
+    let running = server.spawn().map_err(|e| e.to_string())?;
+    Ok((running, fetcher))
+}
+
+/// Runs the program for `config` until SIGTERM or SIGINT.
+pub fn run(config: Config) -> ExitCode {
+    logging::init(config.verbose, config.syslog);
+    std::panic::set_hook(Box::new(|info| error!("{info}")));
+    match socket::raise_open_file_limit() {
+        Ok(n) => debug!("open file limit: {n}"),
+        Err(e) => warn!("cannot raise the open file limit: {e}"),
+    }
+    if config.sources.is_empty() {
+        warn!("no --source given: using {DEFAULT_SOURCE}");
+    }
+    let (server, fetcher) = match bind(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("package-cache: {e}");
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = signals::shutdown_on_signals(server.shutdown_handle()) {
+        warn!("cannot handle SIGTERM/SIGINT: {e}");
+    }
+    info!(
+        "serving http://{}/ from {} for {}",
+        server.local_addr(),
+        config.cache.display(),
+        config.effective_sources().join(", ")
+    );
+    let store = fetcher.store().clone();
+    let _ = thread::Builder::new()
+        .name("sweep".into())
+        .spawn(move || store.sweep());
+    match server.run() {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The I/O reason of a cache error, without repeating the path.
+fn io_reason(e: &crate::cache::Error) -> String {
+    match e {
+        crate::cache::Error::Io { source, .. } => source.to_string().to_lowercase(),
+        other => other.to_string(),
+    }
+}

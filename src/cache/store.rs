@@ -1,0 +1,566 @@
+//! Where entries live on disk, and how one gets there.
+//!
+//! A request for `/a/b/c` is stored at `CACHE/a/b/c`, exactly as the Python original
+//! did, so an existing cache directory is served as it is. While a file is downloading,
+//! two hidden files sit beside it:
+//!
+//! - `.c.pc-lock`: held with an exclusive fs2 (flock) lock by the one download in
+//!   progress (in any process sharing the directory); once the upstream answered it
+//!   holds a line of metadata (length, Last-Modified, ETag) for other processes;
+//! - `.c.pc-part`: the bytes received so far.
+//!
+//! On success the part file is fsynced, stamped with the upstream's Last-Modified and
+//! renamed over `c`, then the lock file is removed; on failure both are removed. Since a
+//! crashed holder's flock is released by the kernel, leftovers are recognised (their
+//! lock can be taken) and [`Store::sweep`] removes them. No request can name these
+//! files: [`Key::new`] refuses the suffixes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use log::{debug, info};
+
+use super::Error;
+
+/// Suffix of the file a download writes to.
+pub const PART_SUFFIX: &str = ".pc-part";
+/// Suffix of the file a download holds locked.
+pub const LOCK_SUFFIX: &str = ".pc-lock";
+
+/// A checked path of a cache entry, relative to the cache root (`distfiles/foo.tar.gz`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key(String);
+
+impl Key {
+    /// Checks a decoded request path (`/distfiles/foo.tar.gz`) and makes it a key.
+    ///
+    /// Refuses directories (`/`, a trailing `/`), names of temporary and lock files,
+    /// and anything [`crate::http::path::check`] refuses.
+    pub fn new(path: &str) -> Result<Key, Error> {
+        let invalid = |reason| Error::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        };
+        crate::http::path::check(path).map_err(|_| invalid("not a valid path"))?;
+        let rel = path.trim_start_matches('/');
+        if rel.is_empty() || rel.ends_with('/') {
+            return Err(invalid("is a directory"));
+        }
+        if rel
+            .split('/')
+            .any(|s| s.ends_with(PART_SUFFIX) || s.ends_with(LOCK_SUFFIX))
+        {
+            return Err(invalid("names a temporary file"));
+        }
+        Ok(Key(rel.to_owned()))
+    }
+
+    /// The relative path, without a leading `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last segment: the file name.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+}
+
+/// What is known about a file before (or without) its bytes: from the upstream's
+/// headers, or from a complete file on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Length in bytes, when announced.
+    pub len: Option<u64>,
+    /// The upstream's Last-Modified.
+    pub modified: Option<SystemTime>,
+    /// The upstream's ETag.
+    pub etag: Option<String>,
+}
+
+impl Meta {
+    /// The one-line form stored in a lock file: `pc1 LEN MTIME ETAG`, `-` for unknown.
+    fn encode(&self) -> String {
+        let len = self.len.map_or("-".to_owned(), |n| n.to_string());
+        let mtime = self.modified.map_or("-".to_owned(), |t| {
+            crate::http::date::unix_seconds(t).to_string()
+        });
+        let etag = self.etag.as_deref().unwrap_or("-");
+        format!("pc1 {len} {mtime} {etag}\n")
+    }
+
+    /// Parses [`Meta::encode`]'s output; `None` if incomplete or foreign.
+    fn decode(text: &str) -> Option<Meta> {
+        let line = text.strip_suffix('\n')?;
+        let mut fields = line.splitn(4, ' ');
+        if fields.next()? != "pc1" {
+            return None;
+        }
+        let opt = |s: &str| (s != "-").then(|| s.to_owned());
+        let len = opt(fields.next()?).map(|s| s.parse()).transpose().ok()?;
+        let modified = opt(fields.next()?)
+            .map(|s| {
+                s.parse::<u64>()
+                    .map(|n| UNIX_EPOCH + Duration::from_secs(n))
+            })
+            .transpose()
+            .ok()?;
+        let etag = opt(fields.next()?);
+        Some(Meta {
+            len,
+            modified,
+            etag,
+        })
+    }
+}
+
+/// A complete file in the cache, opened.
+#[derive(Debug)]
+pub struct Entry {
+    /// The open file.
+    pub file: File,
+    /// Its length.
+    pub len: u64,
+    /// Its modification time (the upstream's Last-Modified when it sent one).
+    pub modified: SystemTime,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// The cache directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the cache directory at `root` and checks that files
+    /// can be created in it.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store, Error> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        let probe = root.join(format!(".write-test.{}{PART_SUFFIX}", std::process::id()));
+        File::create(&probe).map_err(|e| Error::io(&root, e))?;
+        let _ = fs::remove_file(&probe);
+        Ok(Store { root })
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where `key` is stored.
+    pub fn path(&self, key: &Key) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    /// Opens the complete file for `key`, if there is one (directories and other
+    /// non-files count as absent).
+    pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, Error> {
+        let path = self.path(key);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Entry {
+            file,
+            len: meta.len(),
+            modified: meta.modified().unwrap_or(UNIX_EPOCH),
+            path,
+        }))
+    }
+
+    /// Claims the right to download `key`: [`Claim::Leader`] if nobody (in any
+    /// process) is downloading it, else [`Claim::Busy`] to follow the download in
+    /// progress.
+    pub fn claim(&self, key: &Key) -> io::Result<Claim> {
+        let paths = Paths::new(self.path(key));
+        if let Some(parent) = paths.target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        // The lock file can be removed by the holder between our open and our lock;
+        // a lock on a removed file is worthless, so check and retry.
+        for _ in 0..32 {
+            let lock = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&paths.lock)?;
+            match fs2::FileExt::try_lock_exclusive(&lock) {
+                Ok(()) => {
+                    if !same_file(&lock, &paths.lock) {
+                        continue;
+                    }
+                    // Metadata left by a crashed holder means nothing now.
+                    lock.set_len(0)?;
+                    return Ok(Claim::Leader(Lease {
+                        paths,
+                        lock,
+                        finished: false,
+                    }));
+                }
+                Err(e) if is_contended(&e) => return Ok(Claim::Busy(Watch { paths, lock })),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("lock file keeps disappearing"))
+    }
+
+    /// Removes temporary and lock files left behind by crashed downloads (those whose
+    /// lock nobody holds), below the whole cache. Returns how many files it removed.
+    pub fn sweep(&self) -> usize {
+        let mut removed = 0;
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let path = entry.path();
+                if kind.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Some(target) = temp_target(name) {
+                    removed += sweep_one(&Paths::new(dir.join(target)));
+                }
+            }
+        }
+        if removed > 0 {
+            info!("removed {removed} files left by interrupted downloads");
+        }
+        removed
+    }
+}
+
+/// The three paths of an entry.
+#[derive(Clone, Debug)]
+struct Paths {
+    target: PathBuf,
+    part: PathBuf,
+    lock: PathBuf,
+}
+
+impl Paths {
+    fn new(target: PathBuf) -> Paths {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Keep the hidden names within NAME_MAX: long names are shortened to a hash.
+        let stem = if name.len() + 1 + PART_SUFFIX.len() > 255 {
+            use blake2::{Blake2b512, Digest};
+            let digest = Blake2b512::digest(name.as_bytes());
+            digest.iter().take(20).map(|b| format!("{b:02x}")).collect()
+        } else {
+            name
+        };
+        Paths {
+            part: target.with_file_name(format!(".{stem}{PART_SUFFIX}")),
+            lock: target.with_file_name(format!(".{stem}{LOCK_SUFFIX}")),
+            target,
+        }
+    }
+}
+
+/// For a hidden temporary name (`.x.pc-part`, `.x.pc-lock`), the entry name (`x`).
+fn temp_target(name: &str) -> Option<&str> {
+    let stem = name
+        .strip_suffix(PART_SUFFIX)
+        .or_else(|| name.strip_suffix(LOCK_SUFFIX))?;
+    stem.strip_prefix('.')
+}
+
+fn sweep_one(paths: &Paths) -> usize {
+    let mut removed = 0;
+    match File::open(&paths.lock) {
+        Ok(lock) => {
+            if fs2::FileExt::try_lock_exclusive(&lock).is_ok() && same_file(&lock, &paths.lock) {
+                removed += usize::from(fs::remove_file(&paths.part).is_ok());
+                removed += usize::from(fs::remove_file(&paths.lock).is_ok());
+            }
+        }
+        // A part file without a lock file has no writer: a live writer holds its lock
+        // file from before the part exists until after it is renamed away.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            removed += usize::from(fs::remove_file(&paths.part).is_ok());
+        }
+        Err(e) => debug!("cannot check {}: {e}", paths.lock.display()),
+    }
+    removed
+}
+
+/// The outcome of [`Store::claim`].
+#[derive(Debug)]
+pub enum Claim {
+    /// This caller downloads the file.
+    Leader(Lease),
+    /// Someone else (another process, or another thread with its own claim) is
+    /// downloading it.
+    Busy(Watch),
+}
+
+/// The exclusive right to download one entry, held through an fs2 lock. Dropping it
+/// without [`Lease::commit`] removes the partial file.
+#[derive(Debug)]
+pub struct Lease {
+    paths: Paths,
+    lock: File,
+    finished: bool,
+}
+
+impl Lease {
+    /// Where the file will appear.
+    pub fn target(&self) -> &Path {
+        &self.paths.target
+    }
+
+    /// Creates (truncating) the partial file to write to.
+    pub fn create_part(&self) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&self.paths.part)
+    }
+
+    /// Records what the upstream announced, for followers in other processes. Must be
+    /// called after [`Lease::create_part`].
+    pub fn publish(&self, meta: &Meta) -> io::Result<()> {
+        self.lock.write_all_at(meta.encode().as_bytes(), 0)
+    }
+
+    /// Makes the download permanent: fsync, set the modification time, rename into
+    /// place, remove the lock file.
+    pub fn commit(mut self, part: &File, modified: Option<SystemTime>) -> io::Result<()> {
+        if let Some(t) = modified {
+            part.set_modified(t)?;
+        }
+        part.sync_all()?;
+        fs::rename(&self.paths.part, &self.paths.target)?;
+        let _ = fs::remove_file(&self.paths.lock);
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = fs::remove_file(&self.paths.part);
+            let _ = fs::remove_file(&self.paths.lock);
+        }
+        // Closing `lock` releases the flock.
+    }
+}
+
+/// A view of a download running elsewhere (usually another process).
+#[derive(Debug)]
+pub struct Watch {
+    paths: Paths,
+    lock: File,
+}
+
+impl Watch {
+    /// Where the file will appear.
+    pub fn target(&self) -> &Path {
+        &self.paths.target
+    }
+
+    /// The metadata the leader published, once it has.
+    pub fn meta(&self) -> Option<Meta> {
+        let mut buf = [0u8; 1024];
+        let n = self.lock.read_at(&mut buf, 0).ok()?;
+        Meta::decode(std::str::from_utf8(&buf[..n]).ok()?)
+    }
+
+    /// Opens the leader's partial file, if it still exists.
+    pub fn open_part(&self) -> io::Result<Option<File>> {
+        match File::open(&self.paths.part) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the leader still holds its lock. (A crashed leader's lock is released
+    /// by the kernel.)
+    pub fn leader_alive(&self) -> bool {
+        match fs2::FileExt::try_lock_shared(&self.lock) {
+            Ok(()) => {
+                let _ = fs2::FileExt::unlock(&self.lock);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+}
+
+fn is_contended(e: &io::Error) -> bool {
+    e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+        || e.kind() == ErrorKind::WouldBlock
+}
+
+/// Whether the open `file` is still the one at `path`.
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn temp_store(name: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("pc-store-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        Store::open(&dir).unwrap()
+    }
+
+    #[test]
+    fn keys_refuse_directories_and_temporary_names() {
+        assert_eq!(
+            Key::new("/distfiles/a.tar.gz").unwrap().as_str(),
+            "distfiles/a.tar.gz"
+        );
+        assert_eq!(
+            Key::new("/distfiles/a.tar.gz").unwrap().file_name(),
+            "a.tar.gz"
+        );
+        for bad in [
+            "/",
+            "/distfiles/",
+            "/d/.a.pc-part",
+            "/d/.a.pc-lock/x",
+            "/a/../b",
+            "/a//b",
+        ] {
+            let e = Key::new(bad).unwrap_err();
+            assert_eq!(e.status(), 404, "{bad}");
+        }
+    }
+
+    #[test]
+    fn meta_round_trips() {
+        let m = Meta {
+            len: Some(42),
+            modified: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            etag: Some("\"a b\"".into()),
+        };
+        assert_eq!(Meta::decode(&m.encode()), Some(m));
+        assert_eq!(
+            Meta::decode(&Meta::default().encode()),
+            Some(Meta::default())
+        );
+        assert_eq!(Meta::decode("pc1 42 -"), None);
+        assert_eq!(Meta::decode(""), None);
+    }
+
+    #[test]
+    fn lease_commits_atomically() {
+        let store = temp_store("commit");
+        let key = Key::new("/d/file.bin").unwrap();
+        let Claim::Leader(lease) = store.claim(&key).unwrap() else {
+            panic!("busy")
+        };
+        let mut part = lease.create_part().unwrap();
+        part.write_all(b"hello").unwrap();
+        assert!(
+            store.lookup(&key).unwrap().is_none(),
+            "not visible before commit"
+        );
+        // A second claim while the first is held is busy and sees the metadata.
+        lease
+            .publish(&Meta {
+                len: Some(5),
+                ..Meta::default()
+            })
+            .unwrap();
+        let Claim::Busy(watch) = store.claim(&key).unwrap() else {
+            panic!("not busy")
+        };
+        assert!(watch.leader_alive());
+        assert_eq!(watch.meta().and_then(|m| m.len), Some(5));
+        let t = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        lease.commit(&part, Some(t)).unwrap();
+        assert!(!watch.leader_alive());
+        let entry = store.lookup(&key).unwrap().unwrap();
+        assert_eq!((entry.len, entry.modified), (5, t));
+        let names: Vec<_> = fs::read_dir(store.root().join("d"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["file.bin"]);
+    }
+
+    #[test]
+    fn dropped_lease_leaves_nothing() {
+        let store = temp_store("drop");
+        let key = Key::new("/d/file.bin").unwrap();
+        let Claim::Leader(lease) = store.claim(&key).unwrap() else {
+            panic!("busy")
+        };
+        lease.create_part().unwrap().write_all(b"partial").unwrap();
+        drop(lease);
+        assert!(store.lookup(&key).unwrap().is_none());
+        assert_eq!(fs::read_dir(store.root().join("d")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sweep_removes_only_unlocked_leftovers() {
+        let store = temp_store("sweep");
+        let d = store.root().join("d");
+        fs::create_dir_all(&d).unwrap();
+        // Leftovers of a crash: a part with a free lock, and an orphan part.
+        fs::write(d.join(".dead.pc-part"), b"x").unwrap();
+        fs::write(d.join(".dead.pc-lock"), b"").unwrap();
+        fs::write(d.join(".orphan.pc-part"), b"x").unwrap();
+        // A live download.
+        let key = Key::new("/d/live").unwrap();
+        let Claim::Leader(lease) = store.claim(&key).unwrap() else {
+            panic!("busy")
+        };
+        lease.create_part().unwrap();
+        assert_eq!(store.sweep(), 3);
+        let mut names: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".live.pc-lock", ".live.pc-part"]);
+        drop(lease);
+    }
+
+    #[test]
+    fn long_names_get_short_temporary_names() {
+        let long = "x".repeat(250);
+        let p = Paths::new(PathBuf::from("/c").join(&long));
+        assert!(p.part.file_name().unwrap().len() <= 255);
+        assert_ne!(p.part, p.lock);
+    }
+}

@@ -1,0 +1,121 @@
+//! The running configuration, as the command line (or an embedding program) sets it.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The source used when none is given, as the Gentoo mirror list recommends.
+pub const DEFAULT_SOURCE: &str = "https://distfiles.gentoo.org";
+
+/// Everything needed to run a package-cache server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Upstream mirrors, tried in order. Empty means [`DEFAULT_SOURCE`].
+    pub sources: Vec<String>,
+    /// Host name or address to listen on.
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    pub port: u16,
+    /// The cache directory.
+    pub cache: PathBuf,
+    /// How many `-v` were given.
+    pub verbose: u8,
+    /// Log to syslog instead of stderr.
+    pub syslog: bool,
+    /// Worker threads.
+    pub threads: usize,
+    /// Longest wait for a source to accept a connection.
+    pub connect_timeout: Duration,
+    /// Longest a source may stay silent (before its headers, and between reads).
+    pub read_timeout: Duration,
+    /// Longest a client connection may stay silent.
+    pub idle_timeout: Duration,
+    /// Longest a single write to a client may block.
+    pub send_timeout: Duration,
+    /// How long responses in progress may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            sources: Vec::new(),
+            host: "localhost".into(),
+            port: 4000,
+            cache: PathBuf::from("/tmp/package-cache"),
+            verbose: 0,
+            syslog: false,
+            threads: 256,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The sources to use: the configured ones, or [`DEFAULT_SOURCE`].
+    pub fn effective_sources(&self) -> Vec<String> {
+        if self.sources.is_empty() {
+            vec![DEFAULT_SOURCE.to_owned()]
+        } else {
+            self.sources.clone()
+        }
+    }
+
+    /// The address to listen on. An IP literal is used as is (`::` and `[::1]` work);
+    /// a host name resolves to its first IPv4 address if it has one, as the Python
+    /// original (an IPv4 server) did for `localhost`.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, self.port));
+        }
+        let addrs: Vec<SocketAddr> = (host, self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("--host {}: {e}", self.host))?
+            .collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| format!("--host {}: no address", self.host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        let mut c = Config {
+            port: 4000,
+            ..Config::default()
+        };
+        assert_eq!(c.listen_addr().unwrap().to_string(), "127.0.0.1:4000");
+        c.host = "::".into();
+        assert_eq!(c.listen_addr().unwrap().to_string(), "[::]:4000");
+        c.host = "[::1]".into();
+        assert_eq!(c.listen_addr().unwrap().to_string(), "[::1]:4000");
+        c.host = "0.0.0.0".into();
+        assert_eq!(c.listen_addr().unwrap().to_string(), "0.0.0.0:4000");
+        c.host = "no-such-host.invalid".into();
+        assert!(
+            c.listen_addr()
+                .unwrap_err()
+                .starts_with("--host no-such-host.invalid: ")
+        );
+    }
+
+    #[test]
+    fn default_source_applies_only_when_none_given() {
+        let mut c = Config::default();
+        assert_eq!(c.effective_sources(), [DEFAULT_SOURCE]);
+        c.sources = vec!["http://a".into()];
+        assert_eq!(c.effective_sources(), ["http://a"]);
+    }
+}

@@ -1,0 +1,570 @@
+//! The server: a tiny_http acceptor feeding a fixed pool of workers through a bounded
+//! channel. This is the only file that knows tiny_http exists.
+//!
+//! ```text
+//! tiny_http (accept + parse, one thread per connection)
+//!     └─ pump ──bounded channel──► N workers ──► Handler ──► wire::write_response
+//! ```
+//!
+//! - tiny_http parses requests on its own per-connection threads; idle connections and
+//!   slow headers are bounded by `SO_RCVTIMEO`, slow readers by `SO_SNDTIMEO`, both set
+//!   on the listener and inherited by accepted sockets ([`super::socket`]).
+//! - `SO_RCVTIMEO` also makes tiny_http's blocking `accept()` give up after the idle
+//!   timeout, which would end its accept loop; a keeper thread connects to the listener
+//!   more often than that, and if the loop dies anyway (say `accept()` failed with
+//!   EMFILE) the pump starts a new tiny_http server on the same listener.
+//! - Workers take requests from the channel, call the handler (a panic becomes a 500),
+//!   and write the response themselves through `Request::into_writer`, so this crate
+//!   alone frames responses ([`super::wire`]).
+//! - A response whose body breaks after the headers went out has its connection shut
+//!   down at once, so the client sees a short read instead of waiting forever.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
+use log::{debug, error, info, warn};
+
+use super::path;
+use super::wire::{self, Exchange};
+use super::{Body, Handler, Headers, Method, Request, Response, Version, socket};
+
+/// Most header bytes (names plus values) accepted in a request.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most header fields accepted in a request.
+pub const MAX_HEADERS: usize = 128;
+
+/// Tuning for a [`Server`].
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Worker threads: how many requests are answered at once. Each response being
+    /// sent (a download to a slow client included) holds one until it ends.
+    pub threads: usize,
+    /// How long a connection may stay silent: before its first request, between
+    /// requests, or in the middle of a request's headers. Zero disables the timeout.
+    pub idle_timeout: Duration,
+    /// How long a single write to a client may block (a client that stopped reading
+    /// is dropped after this). Zero disables the timeout.
+    pub send_timeout: Duration,
+    /// After a shutdown request, how long responses in progress may take to finish.
+    pub shutdown_grace: Duration,
+    /// The `Server` header, if any.
+    pub server_name: Option<String>,
+    /// A response header whose value the access log shows (e.g. `X-Cache`).
+    pub log_header: Option<String>,
+    /// Largest block copied to a client in one write.
+    pub buffer_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            threads: 256,
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            server_name: None,
+            log_header: None,
+            buffer_size: 128 * 1024,
+        }
+    }
+}
+
+/// Counters the server keeps about itself.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Requests being answered right now.
+    pub active: AtomicUsize,
+    /// Requests answered since start.
+    pub requests: AtomicU64,
+    /// Body bytes written to clients since start.
+    pub bytes_sent: AtomicU64,
+}
+
+/// Asks a running server to stop; cheap to clone and safe to call from anywhere
+/// (including a signal-handling thread).
+#[derive(Clone, Debug, Default)]
+pub struct ShutdownHandle {
+    inner: Arc<ShutdownState>,
+}
+
+#[derive(Debug, Default)]
+struct ShutdownState {
+    requested: AtomicBool,
+    lock: Mutex<()>,
+    cond: Condvar,
+}
+
+impl ShutdownHandle {
+    /// Requests a shutdown: stop accepting, finish what is in progress (within the
+    /// grace period), return from [`Server::run`].
+    pub fn shutdown(&self) {
+        self.inner.requested.store(true, Ordering::SeqCst);
+        let _guard = self.inner.lock.lock();
+        self.inner.cond.notify_all();
+    }
+
+    /// Whether a shutdown was requested.
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.requested.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps up to `d`; returns early (with `true`) if a shutdown is requested.
+    pub fn wait(&self, d: Duration) -> bool {
+        let guard = match self.inner.lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if self.is_shutdown() {
+            return true;
+        }
+        let _ = self.inner.cond.wait_timeout(guard, d);
+        self.is_shutdown()
+    }
+}
+
+/// An HTTP/1.1 server running a [`Handler`] on a fixed pool of threads.
+///
+/// ```no_run
+/// use package_cache::http::{Request, Response, Server, ServerConfig};
+///
+/// let server = Server::bind(
+///     "127.0.0.1:8080",
+///     |_: &mut Request| Response::text(200, "hello"),
+///     ServerConfig::default(),
+/// )?;
+/// println!("listening on {}", server.local_addr());
+/// server.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    handler: Arc<dyn Handler>,
+    config: ServerConfig,
+    shutdown: ShutdownHandle,
+    stats: Arc<ServerStats>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and prepares to serve `handler`.
+    pub fn bind(
+        addr: impl ToSocketAddrs,
+        handler: impl Handler,
+        config: ServerConfig,
+    ) -> io::Result<Server> {
+        Server::from_listener(TcpListener::bind(addr)?, handler, config)
+    }
+
+    /// Serves on an already bound listener (e.g. one passed in by a service manager).
+    pub fn from_listener(
+        listener: TcpListener,
+        handler: impl Handler,
+        config: ServerConfig,
+    ) -> io::Result<Server> {
+        socket::set_listener_timeouts(&listener, config.idle_timeout, config.send_timeout)?;
+        Ok(Server {
+            local_addr: listener.local_addr()?,
+            listener,
+            handler: Arc::new(handler),
+            config,
+            shutdown: ShutdownHandle::default(),
+            stats: Arc::new(ServerStats::default()),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.stats.clone()
+    }
+
+    /// Serves until [`ShutdownHandle::shutdown`] is called, then waits up to the grace
+    /// period for responses in progress and returns.
+    pub fn run(self) -> io::Result<()> {
+        let threads = self.config.threads.max(1);
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(threads);
+        let shared = Arc::new(Shared {
+            handler: self.handler,
+            config: self.config,
+            local_port: self.local_addr.port(),
+            stats: self.stats,
+        });
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (rx, shared) = (rx.clone(), shared.clone());
+            let worker = thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .stack_size(512 * 1024)
+                .spawn(move || worker_loop(&rx, &shared))?;
+            workers.push(worker);
+        }
+        drop(rx);
+        let keeper = spawn_keeper(
+            self.local_addr,
+            shared.config.idle_timeout,
+            self.shutdown.clone(),
+        )?;
+        let result = pump(&self.listener, &tx, &self.shutdown);
+        self.shutdown.shutdown();
+        drop(tx);
+        drop(self.listener);
+        if let Some(k) = keeper {
+            let _ = k.join();
+        }
+        let deadline = Instant::now() + shared.config.shutdown_grace;
+        for w in workers {
+            while !w.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            }
+        }
+        let left = shared.stats.active.load(Ordering::SeqCst);
+        if left > 0 {
+            warn!("stopping with {left} responses still in progress");
+        }
+        result
+    }
+
+    /// Runs the server on a new thread; the returned handle stops it when dropped.
+    pub fn spawn(self) -> io::Result<RunningServer> {
+        let addr = self.local_addr;
+        let shutdown = self.shutdown.clone();
+        let stats = self.stats.clone();
+        let thread = thread::Builder::new()
+            .name("http-server".into())
+            .spawn(move || self.run())?;
+        Ok(RunningServer {
+            addr,
+            shutdown,
+            stats,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A server running on its own thread (see [`Server::spawn`]).
+pub struct RunningServer {
+    addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    stats: Arc<ServerStats>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// Stops the server and waits for it.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> io::Result<()> {
+        self.shutdown.shutdown();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("server thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+struct Job {
+    request: tiny_http::Request,
+    received: Instant,
+}
+
+struct Shared {
+    handler: Arc<dyn Handler>,
+    config: ServerConfig,
+    local_port: u16,
+    stats: Arc<ServerStats>,
+}
+
+/// Moves requests from tiny_http to the workers until shutdown, restarting tiny_http's
+/// accept loop if it dies.
+fn pump(listener: &TcpListener, tx: &Sender<Job>, shutdown: &ShutdownHandle) -> io::Result<()> {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let tiny = tiny_http::Server::from_listener(listener.try_clone()?, None)
+            .map_err(|e| io::Error::other(format!("cannot start the acceptor: {e}")))?;
+        match forward(&tiny, tx, shutdown) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                // The accept loop ended; connections it accepted may still send
+                // requests, so keep draining them while a new loop takes over.
+                warn!("accepting connections failed ({e}); restarting the acceptor");
+                let (drain_tx, drain_shutdown) = (tx.clone(), shutdown.clone());
+                thread::Builder::new().name("drain".into()).spawn(move || {
+                    while forward(&tiny, &drain_tx, &drain_shutdown).is_err() {}
+                })?;
+                if shutdown.wait(backoff) {
+                    return Ok(());
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Forwards requests from one tiny_http server; `Err` when its accept loop died.
+fn forward(
+    tiny: &tiny_http::Server,
+    tx: &Sender<Job>,
+    shutdown: &ShutdownHandle,
+) -> io::Result<()> {
+    let tick = Duration::from_millis(200);
+    while !shutdown.is_shutdown() {
+        let Some(request) = tiny.recv_timeout(tick)? else {
+            continue;
+        };
+        let mut job = Job {
+            request,
+            received: Instant::now(),
+        };
+        loop {
+            match tx.send_timeout(job, tick) {
+                Ok(()) => break,
+                Err(SendTimeoutError::Timeout(j)) if !shutdown.is_shutdown() => job = j,
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Connects to the listener more often than its `SO_RCVTIMEO`, so tiny_http's
+/// `accept()` never times out while the server is idle.
+fn spawn_keeper(
+    addr: SocketAddr,
+    idle: Duration,
+    shutdown: ShutdownHandle,
+) -> io::Result<Option<JoinHandle<()>>> {
+    if idle.is_zero() {
+        return Ok(None);
+    }
+    let target = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    };
+    let period = (idle / 4).max(Duration::from_millis(50));
+    let handle = thread::Builder::new()
+        .name("keeper".into())
+        .spawn(move || {
+            while !shutdown.wait(period) {
+                if let Err(e) = TcpStream::connect_timeout(&target, period) {
+                    debug!("keeper could not reach {target}: {e}");
+                }
+            }
+        })?;
+    Ok(Some(handle))
+}
+
+fn worker_loop(rx: &Receiver<Job>, shared: &Shared) {
+    while let Ok(job) = rx.recv() {
+        shared.stats.active.fetch_add(1, Ordering::SeqCst);
+        serve(job, shared);
+        shared.stats.active.fetch_sub(1, Ordering::SeqCst);
+        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn serve(job: Job, shared: &Shared) {
+    let Job {
+        request: rq,
+        received,
+    } = job;
+    let peer = rq.remote_addr().copied();
+    let method = Method::parse(rq.method().as_str());
+    let version = if *rq.http_version() == tiny_http::HTTPVersion(1, 0) {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let target = rq.url().to_owned();
+    let headers: Headers = rq
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_owned(),
+                h.value.as_str().to_owned(),
+            )
+        })
+        .collect();
+    let keep_alive = wants_keep_alive(version, &headers);
+    let head = method == Method::Head;
+
+    let response = respond(method.clone(), version, &target, headers, peer, shared);
+    let response = match response.body() {
+        Body::HeadOnly(_) if !head => {
+            error!("handler answered {method} {target} without a body");
+            Response::error(500)
+        }
+        _ => response,
+    };
+    let status = response.status();
+    let tag = shared
+        .config
+        .log_header
+        .as_deref()
+        .and_then(|h| response.header(h))
+        .unwrap_or("-")
+        .to_owned();
+    let buffer_len = match response.body().len() {
+        Some(n) => usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(shared.config.buffer_size),
+        None => shared.config.buffer_size,
+    };
+    let mut buf = vec![0u8; if head { 0 } else { buffer_len }];
+    let ex = Exchange {
+        head,
+        version,
+        keep_alive,
+        server_name: shared.config.server_name.as_deref(),
+    };
+    let mut writer = rq.into_writer();
+    let written = catch_unwind(AssertUnwindSafe(|| {
+        wire::write_response(&mut *writer, &ex, response, &mut buf)
+    }));
+    drop(writer);
+    let (bytes, note) = match written {
+        Ok(w) => {
+            let note = match &w.error {
+                None => "",
+                Some(e) if e.is_client_gone() => " client-gone",
+                Some(_) => " aborted",
+            };
+            match &w.error {
+                Some(e) if e.is_client_gone() => {
+                    debug!("client of {method} {target} went away: {}", e.io());
+                }
+                Some(e) => debug!("response to {method} {target} broke mid-body: {}", e.io()),
+                None => {}
+            }
+            if w.must_close {
+                close(peer, shared.local_port);
+            }
+            (w.body_bytes, note)
+        }
+        Err(_) => {
+            error!("panic while sending {method} {target}");
+            close(peer, shared.local_port);
+            (0, " aborted")
+        }
+    };
+    shared.stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+    let client = peer.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+    let shown: String = target.chars().take(512).collect();
+    info!(
+        target: "package_cache::access",
+        "{client} {method} {shown} {status} {bytes} {}ms {tag}{note}",
+        received.elapsed().as_millis()
+    );
+}
+
+fn close(peer: Option<SocketAddr>, local_port: u16) {
+    if let Some(peer) = peer {
+        if !socket::shutdown_connection(peer, local_port) {
+            debug!("connection from {peer} already gone");
+        }
+    }
+}
+
+/// Builds the handler's response, or the server's own for requests that never reach
+/// the handler (bad paths, oversized headers) and for handler panics.
+fn respond(
+    method: Method,
+    version: Version,
+    target: &str,
+    headers: Headers,
+    peer: Option<SocketAddr>,
+    shared: &Shared,
+) -> Response {
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if header_bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADERS {
+        return Response::error(431);
+    }
+    let target = match path::parse_target(target) {
+        Ok(t) => t,
+        Err(e) => {
+            return Response::text(
+                e.status(),
+                format!(
+                    "{} {}: {e}",
+                    e.status(),
+                    super::response::reason_phrase(e.status())
+                ),
+            );
+        }
+    };
+    let mut req = Request::from_parts(method, version, target, headers, peer);
+    match catch_unwind(AssertUnwindSafe(|| shared.handler.handle(&mut req))) {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            error!(
+                "handler panicked on {} {}: {what}",
+                req.method(),
+                req.path()
+            );
+            Response::error(500)
+        }
+    }
+}
+
+/// tiny_http's own rule for whether it reads another request on the connection.
+fn wants_keep_alive(version: Version, headers: &Headers) -> bool {
+    let conn = headers.get("Connection").map(str::to_ascii_lowercase);
+    match conn {
+        Some(v) if v.contains("close") || v.contains("upgrade") => false,
+        Some(v) if version == Version::Http10 => v.contains("keep-alive"),
+        None if version == Version::Http10 => false,
+        _ => true,
+    }
+}

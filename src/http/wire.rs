@@ -1,0 +1,385 @@
+//! Serialising a [`Response`] onto a connection: the only code that writes HTTP bytes.
+//!
+//! The status line and headers go out in the same write as the first body bytes, and
+//! bodies are copied in large blocks, because every write is a system call (and, through
+//! tiny_http, a mutex and a 1 KiB `BufWriter` that large writes bypass).
+
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+
+use super::response::{reason_phrase, status_has_body};
+use super::{Body, Response, Version, date};
+
+/// What the writer needs to know about the request being answered.
+pub(crate) struct Exchange<'a> {
+    /// The request was `HEAD`: send headers only.
+    pub head: bool,
+    /// The request's HTTP version.
+    pub version: Version,
+    /// The connection stays open after this response (as tiny_http decided from the
+    /// request's `Connection` header and version).
+    pub keep_alive: bool,
+    /// Value for the `Server` header.
+    pub server_name: Option<&'a str>,
+}
+
+/// How writing a response went.
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// Body bytes that reached the socket (not counting headers or chunk framing).
+    pub body_bytes: u64,
+    /// Why the response is incomplete, if it is.
+    pub error: Option<WriteError>,
+    /// The server must close the connection itself: the response was cut short, or its
+    /// end is marked by closing (HTTP/1.0 without a length).
+    pub must_close: bool,
+}
+
+/// Why a response could not be written completely.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// Writing to the client failed: it hung up or stopped reading.
+    Client(io::Error),
+    /// The body's source failed or ended before its declared length.
+    Body(io::Error),
+}
+
+impl WriteError {
+    /// A client hanging up is routine; anything else deserves a look.
+    pub(crate) fn is_client_gone(&self) -> bool {
+        matches!(self, WriteError::Client(_))
+    }
+
+    /// The underlying error.
+    pub(crate) fn io(&self) -> &io::Error {
+        match self {
+            WriteError::Client(e) | WriteError::Body(e) => e,
+        }
+    }
+}
+
+/// Writes `resp` for `ex` to `w`, using `buf` as the copy buffer (its length is the
+/// block size).
+pub(crate) fn write_response(
+    w: &mut dyn Write,
+    ex: &Exchange<'_>,
+    resp: Response,
+    buf: &mut [u8],
+) -> Written {
+    let (status, headers, body) = resp.into_parts();
+    let send_body = status_has_body(status) && !ex.head;
+    let len = body.len();
+    // Unknown length: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
+    let chunked = send_body && len.is_none() && ex.version == Version::Http11;
+    let close_delimited = send_body && len.is_none() && ex.version == Version::Http10;
+    let keep_alive = ex.keep_alive && !close_delimited;
+
+    let mut head = Vec::with_capacity(512);
+    // Writing into a Vec cannot fail.
+    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    let _ = write!(
+        head,
+        "Date: {}\r\n",
+        date::format(std::time::SystemTime::now())
+    );
+    if let Some(name) = ex.server_name {
+        if !headers.contains("Server") {
+            let _ = write!(head, "Server: {name}\r\n");
+        }
+    }
+    for (name, value) in headers.iter() {
+        if is_framing(name) || !valid_field(name, value) {
+            continue;
+        }
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    if status_has_body(status) {
+        match len {
+            Some(n) => {
+                let _ = write!(head, "Content-Length: {n}\r\n");
+            }
+            None if chunked => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            None => {}
+        }
+    }
+    match (ex.version, keep_alive) {
+        (Version::Http11, false) => head.extend_from_slice(b"Connection: close\r\n"),
+        (Version::Http10, true) => head.extend_from_slice(b"Connection: keep-alive\r\n"),
+        _ => {}
+    }
+    head.extend_from_slice(b"\r\n");
+
+    let mut out = Output {
+        w,
+        pending: head,
+        body_bytes: 0,
+    };
+    let result = if !send_body {
+        out.flush()
+    } else {
+        match body {
+            Body::Empty | Body::HeadOnly(_) => out.flush(),
+            Body::Bytes(bytes) => {
+                out.pending.extend_from_slice(&bytes);
+                out.body_bytes += bytes.len() as u64;
+                out.flush()
+            }
+            Body::File { file, offset, len } => copy_file(&mut out, &file, offset, len, buf),
+            Body::Reader { reader, len } => match (len, chunked) {
+                (_, true) => copy_chunked(&mut out, reader, buf),
+                (Some(n), false) => copy_exact(&mut out, reader, n, buf),
+                (None, false) => copy_to_end(&mut out, reader, buf),
+            },
+        }
+    };
+    // `out.body_bytes` counts bytes handed to a successful write.
+    let body_bytes = out.body_bytes;
+    let error = result.err();
+    Written {
+        body_bytes,
+        must_close: error.is_some() || close_delimited,
+        error,
+    }
+}
+
+/// Headers the server owns: handlers cannot set framing.
+fn is_framing(name: &str) -> bool {
+    [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "date",
+    ]
+    .iter()
+    .any(|f| name.eq_ignore_ascii_case(f))
+}
+
+/// Refuses fields that would break the framing (CR, LF, NUL) or are not tokens.
+fn valid_field(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// The connection plus the response head not yet written, so the head and the first
+/// block of the body leave in one write.
+struct Output<'a> {
+    w: &'a mut dyn Write,
+    pending: Vec<u8>,
+    body_bytes: u64,
+}
+
+impl Output<'_> {
+    /// Writes `pending` (if any) followed by `data` (counted as body).
+    fn send(&mut self, data: &[u8]) -> Result<(), WriteError> {
+        if self.pending.is_empty() {
+            self.w.write_all(data).map_err(WriteError::Client)?;
+        } else if data.len() <= 64 * 1024 {
+            self.pending.extend_from_slice(data);
+            let pending = std::mem::take(&mut self.pending);
+            self.w.write_all(&pending).map_err(WriteError::Client)?;
+        } else {
+            let pending = std::mem::take(&mut self.pending);
+            self.w.write_all(&pending).map_err(WriteError::Client)?;
+            self.w.write_all(data).map_err(WriteError::Client)?;
+        }
+        self.body_bytes += data.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.w.write_all(&pending).map_err(WriteError::Client)?;
+        }
+        self.w.flush().map_err(WriteError::Client)
+    }
+}
+
+fn copy_file(
+    out: &mut Output<'_>,
+    file: &std::fs::File,
+    mut offset: u64,
+    len: u64,
+    buf: &mut [u8],
+) -> Result<(), WriteError> {
+    let end = offset + len;
+    while offset < end {
+        let want = buf
+            .len()
+            .min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+        let n = match file.read_at(&mut buf[..want], offset) {
+            Ok(0) => {
+                return Err(WriteError::Body(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                )));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WriteError::Body(e)),
+        };
+        out.send(&buf[..n])?;
+        offset += n as u64;
+    }
+    out.flush()
+}
+
+fn copy_exact(
+    out: &mut Output<'_>,
+    mut reader: Box<dyn Read + Send>,
+    len: u64,
+    buf: &mut [u8],
+) -> Result<(), WriteError> {
+    let mut left = len;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(WriteError::Body(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("body ended {left} bytes short of {len}"),
+                )));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WriteError::Body(e)),
+        };
+        out.send(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()
+}
+
+fn copy_to_end(
+    out: &mut Output<'_>,
+    mut reader: Box<dyn Read + Send>,
+    buf: &mut [u8],
+) -> Result<(), WriteError> {
+    loop {
+        match reader.read(buf) {
+            Ok(0) => return out.flush(),
+            Ok(n) => out.send(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(WriteError::Body(e)),
+        }
+    }
+}
+
+fn copy_chunked(
+    out: &mut Output<'_>,
+    mut reader: Box<dyn Read + Send>,
+    buf: &mut [u8],
+) -> Result<(), WriteError> {
+    loop {
+        match reader.read(buf) {
+            Ok(0) => {
+                out.pending.extend_from_slice(b"0\r\n\r\n");
+                return out.flush();
+            }
+            Ok(n) => {
+                out.pending
+                    .extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                out.send(&buf[..n])?;
+                out.pending.extend_from_slice(b"\r\n");
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(WriteError::Body(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(resp: Response, head: bool, version: Version, keep_alive: bool) -> (String, Written) {
+        let mut out = Vec::new();
+        let ex = Exchange {
+            head,
+            version,
+            keep_alive,
+            server_name: Some("test/1"),
+        };
+        let mut buf = vec![0; 4];
+        let written = write_response(&mut out, &ex, resp, &mut buf);
+        (String::from_utf8(out).unwrap(), written)
+    }
+
+    fn without_date(s: &str) -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("Date: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn content_length_and_body() {
+        let (out, w) = write(Response::text(200, "hello"), false, Version::Http11, true);
+        assert_eq!(
+            without_date(&out),
+            "HTTP/1.1 200 OK\nServer: test/1\nContent-Type: text/plain; charset=utf-8\nContent-Length: 6\n\nhello"
+        );
+        assert_eq!(
+            (w.body_bytes, w.must_close, w.error.is_none()),
+            (6, false, true)
+        );
+    }
+
+    #[test]
+    fn head_has_length_but_no_body() {
+        let (out, w) = write(Response::text(200, "hello"), true, Version::Http11, true);
+        assert!(out.contains("Content-Length: 6\r\n"));
+        assert!(out.ends_with("\r\n\r\n"));
+        assert_eq!(w.body_bytes, 0);
+        let resp = Response::new(200).with_body(Body::HeadOnly(Some(99)));
+        let (out, _) = write(resp, true, Version::Http11, true);
+        assert!(out.contains("Content-Length: 99\r\n"));
+    }
+
+    #[test]
+    fn unknown_length_is_chunked_on_1_1_and_closed_on_1_0() {
+        let resp = Response::reader(&b"abcdef"[..], None);
+        let (out, w) = write(resp, false, Version::Http11, true);
+        assert!(out.contains("Transfer-Encoding: chunked\r\n"));
+        assert!(out.ends_with("\r\n\r\n4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"));
+        assert!(!w.must_close);
+        let resp = Response::reader(&b"abcdef"[..], None);
+        let (out, w) = write(resp, false, Version::Http10, true);
+        assert!(!out.contains("Transfer-Encoding"));
+        assert!(!out.contains("Connection: keep-alive"));
+        assert!(out.ends_with("\r\n\r\nabcdef"));
+        assert!(w.must_close);
+    }
+
+    #[test]
+    fn short_reader_is_a_body_error() {
+        let resp = Response::reader(&b"abc"[..], Some(10));
+        let (out, w) = write(resp, false, Version::Http11, true);
+        assert!(out.ends_with("abc"));
+        assert!(matches!(w.error, Some(WriteError::Body(_))));
+        assert!(w.must_close);
+        assert_eq!(w.body_bytes, 3);
+    }
+
+    #[test]
+    fn framing_and_injection_are_filtered() {
+        let resp = Response::text(200, "x")
+            .with_header("Content-Length", "999")
+            .with_header("X-Evil", "a\r\nSet-Cookie: b");
+        let (out, _) = write(resp, false, Version::Http11, true);
+        assert!(out.contains("Content-Length: 2\r\n"));
+        assert!(!out.contains("999") && !out.contains("Set-Cookie"));
+    }
+
+    #[test]
+    fn connection_headers_follow_the_request() {
+        let (out, _) = write(Response::error(404), false, Version::Http11, false);
+        assert!(out.contains("Connection: close\r\n"));
+        let (out, _) = write(Response::error(404), false, Version::Http10, true);
+        assert!(out.contains("Connection: keep-alive\r\n"));
+        let (out, _) = write(Response::new(304), false, Version::Http11, true);
+        assert!(!out.contains("Content-Length"));
+    }
+}
