@@ -87,7 +87,9 @@ pub fn run(config: Config) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("package-cache: {e}");
-            error!("{e}");
+            if config.syslog {
+                error!("{e}");
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -119,7 +121,14 @@ pub fn run(config: Config) -> ExitCode {
 /// The I/O reason of a cache error, without repeating the path.
 fn io_reason(e: &crate::cache::Error) -> String {
     match e {
-        crate::cache::Error::Io { source, .. } => source.to_string().to_lowercase(),
+        crate::cache::Error::Io { source, .. } => {
+            let text = source.to_string().to_lowercase();
+            // "not a directory (os error 20)" → "not a directory"
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            }
+        }
         other => other.to_string(),
     }
 }

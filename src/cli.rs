@@ -115,10 +115,21 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let parsed = match Args::from_args(&["package-cache"], &strs) {
         Ok(a) => a,
-        Err(exit) if exit.status.is_ok() => return Ok(Command::Print(exit.output)),
+        Err(exit) if exit.status.is_ok() => {
+            let mut text = exit.output;
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            return Ok(Command::Print(text));
+        }
         Err(exit) => {
-            let first = exit.output.lines().next().unwrap_or("invalid arguments");
-            return Err(UsageError(first.trim().to_owned()));
+            let first = exit
+                .output
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim();
+            return Err(UsageError(lowercase_first(first)));
         }
     };
     if parsed.version {
@@ -144,6 +155,15 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         send_timeout: Duration::from_secs(parsed.send_timeout),
         shutdown_grace: Duration::from_secs(parsed.shutdown_grace),
     }))
+}
+
+/// argh capitalises its messages; ours are lower-case.
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// `--flag=value` → `--flag value`; `-vvv` → `-v -v -v`. Stops at `--`.
@@ -233,7 +253,7 @@ mod tests {
         let err = |s: &str| parse(&args(s)).unwrap_err().0;
         assert_eq!(
             err("--port x"),
-            "Error parsing option '--port' with value 'x': invalid digit found in string"
+            "error parsing option '--port' with value 'x': invalid digit found in string"
         );
         assert!(err("--port 70000").contains("'--port' with value '70000'"));
         assert_eq!(

@@ -60,6 +60,7 @@ impl Mirror {
 
     /// Fetches (or joins the fetch of) a file we do not have.
     fn miss(&self, req: &Request, key: Key, path: &str) -> Response {
+        let mut last_break = String::from("the download keeps failing");
         for _ in 0..RETRIES {
             if req.is_head() && self.fetcher.flights().get(&key).is_none() {
                 return self.head_upstream(&key, path);
@@ -93,13 +94,11 @@ impl Mirror {
                         return self.serve_entry(req, &key, entry, "HIT");
                     }
                 }
-                Phase::Broken { .. } | Phase::LeaderGone | Phase::Connecting => {}
+                Phase::Broken { reason, .. } => last_break = reason,
+                Phase::LeaderGone | Phase::Connecting => {}
             }
         }
-        Response::text(
-            503,
-            "503 Service Unavailable: the download keeps failing, try again",
-        )
+        Response::text(502, format!("502 Bad Gateway: {path}: {last_break}"))
     }
 
     /// Answers from a download in progress (or just finished).

@@ -155,16 +155,14 @@ impl Fetcher {
     fn lead(&self, flight: &Flight, lease: Lease, plan: &Plan) {
         let conditional = plan.ask.if_modified_since.is_some() || plan.ask.if_none_match.is_some();
         // Another download may have finished between our lookup and our lock.
-        if !conditional {
-            if let Ok(Some(entry)) = self.store.lookup(&plan.key) {
-                let meta = Meta {
-                    len: Some(entry.len),
-                    modified: Some(entry.modified),
-                    etag: None,
-                };
-                flight.complete_with(entry.file, meta);
-                return;
-            }
+        if !conditional && let Ok(Some(entry)) = self.store.lookup(&plan.key) {
+            let meta = Meta {
+                len: Some(entry.len),
+                modified: Some(entry.modified),
+                etag: None,
+            };
+            flight.complete_with(entry.file, meta);
+            return;
         }
         self.stats.started.fetch_add(1, Ordering::Relaxed);
         let mut fetched = match self.upstream.fetch(&plan.label, &plan.ask) {

@@ -223,10 +223,8 @@ impl Flight {
     /// The flight ended: every byte in `file` (or none) and the final phase.
     pub(crate) fn finish(&self, phase: Phase) {
         let mut s = self.lock();
-        if let Phase::Complete(meta) = &phase {
-            if let Some(len) = meta.len {
-                s.written = len;
-            }
+        if let Phase::Complete(Meta { len: Some(len), .. }) = &phase {
+            s.written = *len;
         }
         s.phase = phase;
         self.cond.notify_all();

@@ -164,37 +164,35 @@ impl Read for GrowingReader {
             self.pos += n as u64;
             return Ok(n);
         }
-        loop {
-            let (written, phase, file) = self.flight().wait_beyond(self.pos);
-            if written > self.pos {
-                let file = file.ok_or_else(|| io::Error::other("download has no file"))?;
-                let n = want.min(usize::try_from(written - self.pos).unwrap_or(usize::MAX));
-                let n = file.read_at(&mut buf[..n], self.pos)?;
-                if n == 0 {
-                    return Err(io::Error::other("part file shorter than announced"));
-                }
-                self.pos += n as u64;
-                return Ok(n);
+        let (written, phase, file) = self.flight().wait_beyond(self.pos);
+        if written > self.pos {
+            let file = file.ok_or_else(|| io::Error::other("download has no file"))?;
+            let n = want.min(usize::try_from(written - self.pos).unwrap_or(usize::MAX));
+            let n = file.read_at(&mut buf[..n], self.pos)?;
+            if n == 0 {
+                return Err(io::Error::other("part file shorter than announced"));
             }
-            return match phase {
-                Phase::Complete(_) => {
-                    if self.end.is_some_and(|e| e > self.pos) {
-                        Err(io::ErrorKind::UnexpectedEof.into())
-                    } else {
-                        Ok(0)
-                    }
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        match phase {
+            Phase::Complete(_) => {
+                if self.end.is_some_and(|e| e > self.pos) {
+                    Err(io::ErrorKind::UnexpectedEof.into())
+                } else {
+                    Ok(0)
                 }
-                Phase::Broken {
-                    disk_at: Some(at), ..
-                } if self.pos >= at => {
-                    let total = self.flight().announced_len();
-                    self.open_fallback(total)?;
-                    self.read(buf)
-                }
-                Phase::Broken { reason, .. } => Err(io::Error::other(reason)),
-                Phase::Failed(e) => Err(io::Error::other(e.to_string())),
-                other => Err(io::Error::other(format!("download ended: {other:?}"))),
-            };
+            }
+            Phase::Broken {
+                disk_at: Some(at), ..
+            } if self.pos >= at => {
+                let total = self.flight().announced_len();
+                self.open_fallback(total)?;
+                self.read(buf)
+            }
+            Phase::Broken { reason, .. } => Err(io::Error::other(reason)),
+            Phase::Failed(e) => Err(io::Error::other(e.to_string())),
+            other => Err(io::Error::other(format!("download ended: {other:?}"))),
         }
     }
 }

@@ -39,16 +39,16 @@ pub(super) fn system_roots() -> Result<RootCerts, Error> {
             }
         }
     }
-    if certs.is_empty() {
-        if let Some(bundle) = BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
-            load(bundle, &mut certs)
-                .map_err(|e| Error::Config(format!("{}: {e}", bundle.display())))?;
-            debug!(
-                "loaded {} trusted certificates from {}",
-                certs.len(),
-                bundle.display()
-            );
-        }
+    if certs.is_empty()
+        && let Some(bundle) = BUNDLES.iter().map(Path::new).find(|p| p.is_file())
+    {
+        load(bundle, &mut certs)
+            .map_err(|e| Error::Config(format!("{}: {e}", bundle.display())))?;
+        debug!(
+            "loaded {} trusted certificates from {}",
+            certs.len(),
+            bundle.display()
+        );
     }
     if certs.is_empty() {
         warn!("no system CA bundle found (set SSL_CERT_FILE); using built-in Mozilla roots");

@@ -55,10 +55,10 @@ pub fn evaluate(req: &Request, rep: &Representation) -> Outcome {
     let Some(ranges) = req.header("Range").and_then(range::parse) else {
         return Outcome::Full;
     };
-    if let Some(if_range) = req.header("If-Range") {
-        if !if_range_matches(if_range.trim(), rep) {
-            return Outcome::Full;
-        }
+    if let Some(if_range) = req.header("If-Range")
+        && !if_range_matches(if_range.trim(), rep)
+    {
+        return Outcome::Full;
     }
     match range::select(&ranges, rep.len) {
         Selection::Full => Outcome::Full,

@@ -505,10 +505,10 @@ fn serve(job: Job, shared: &Shared) {
 }
 
 fn close(peer: Option<SocketAddr>, local_port: u16) {
-    if let Some(peer) = peer {
-        if !socket::shutdown_connection(peer, local_port) {
-            debug!("connection from {peer} already gone");
-        }
+    if let Some(peer) = peer
+        && !socket::shutdown_connection(peer, local_port)
+    {
+        debug!("connection from {peer} already gone");
     }
 }
 

@@ -82,10 +82,10 @@ pub(crate) fn write_response(
         "Date: {}\r\n",
         date::format(std::time::SystemTime::now())
     );
-    if let Some(name) = ex.server_name {
-        if !headers.contains("Server") {
-            let _ = write!(head, "Server: {name}\r\n");
-        }
+    if let Some(name) = ex.server_name
+        && !headers.contains("Server")
+    {
+        let _ = write!(head, "Server: {name}\r\n");
     }
     for (name, value) in headers.iter() {
         if is_framing(name) || !valid_field(name, value) {

@@ -240,10 +240,8 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         s.seen.push(seen.clone());
         let file = s.files.get(&path).cloned();
         let mut faults = file.as_ref().map(|f| f.faults.clone()).unwrap_or_default();
-        if let Some(q) = s.once.get_mut(&path) {
-            if let Some(extra) = q.pop_front() {
-                faults.extend(extra);
-            }
+        if let Some(extra) = s.once.get_mut(&path).and_then(VecDeque::pop_front) {
+            faults.extend(extra);
         }
         (file, faults)
     };
@@ -358,11 +356,12 @@ fn respond(
     let mut sent = 0;
     let mut stalled = false;
     while sent < limit {
-        if let Some((at, d)) = stall {
-            if !stalled && sent >= at {
-                stalled = true;
-                thread::sleep(d);
-            }
+        if let Some((at, d)) = stall
+            && !stalled
+            && sent >= at
+        {
+            stalled = true;
+            thread::sleep(d);
         }
         let mut n = block.min(limit - sent);
         if let Some((at, _)) = stall.filter(|_| !stalled) {

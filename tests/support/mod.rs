@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod mirror;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
