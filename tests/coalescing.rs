@@ -37,12 +37,11 @@ fn timed_get(addr: SocketAddr, path: &str, t0: Instant) -> Timed {
             break;
         }
         raw.extend_from_slice(&buf[..n]);
-        if first_byte.is_none() {
-            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                if raw.len() > end + 4 {
-                    first_byte = Some(t0.elapsed());
-                }
-            }
+        if first_byte.is_none()
+            && let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+            && raw.len() > end + 4
+        {
+            first_byte = Some(t0.elapsed());
         }
     }
     Timed {
