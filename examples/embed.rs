@@ -22,11 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     package_cache::logging::init(1, false);
 
-    // `app::build` opens the store and the sources; we only need its fetcher here,
-    // because we assemble our own router around the mirror.
+    // `app::build` opens the store and the sources; we take its fetcher and policy and
+    // assemble our own router around the mirror.
     let app = package_cache::app::build(&config)?;
     let router = Router::new()
-        .mount("/", Mirror::new(app.fetcher.clone()))
+        .mount("/", Mirror::new(app.fetcher.clone(), app.policy.clone()))
         .mount("/hello", |req: &mut Request| {
             Response::text(
                 200,

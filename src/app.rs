@@ -7,6 +7,7 @@ use std::thread;
 use log::{debug, error, info, warn};
 
 use crate::cache::fetch::{FetchConfig, Fetcher};
+use crate::cache::policy::Policy;
 use crate::cache::store::Store;
 use crate::cache::upstream::{Upstream, UpstreamConfig};
 use crate::config::{Config, DEFAULT_SOURCE};
@@ -23,6 +24,8 @@ pub struct App {
     pub router: Router,
     /// The downloads, store and sources behind the mirror.
     pub fetcher: Arc<Fetcher>,
+    /// The freshness rules.
+    pub policy: Arc<Policy>,
 }
 
 /// Builds the handlers for `config`: opens the cache directory and the sources.
@@ -38,9 +41,14 @@ pub fn build(config: &Config) -> Result<App, String> {
         proxy: None,
     })
     .map_err(|e| e.to_string())?;
+    let policy = Arc::new(Policy::new(&config.mutable, config.mutable_ttl)?);
     let fetcher = Fetcher::new(store, Arc::new(upstream), FetchConfig::default());
-    let router = Router::new().mount("/", Mirror::new(fetcher.clone()));
-    Ok(App { router, fetcher })
+    let router = Router::new().mount("/", Mirror::new(fetcher.clone(), policy.clone()));
+    Ok(App {
+        router,
+        fetcher,
+        policy,
+    })
 }
 
 /// The server settings for `config`.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+use crate::cache::policy::Glob;
 use crate::cache::upstream::check_source;
 use crate::config::Config;
 
@@ -72,6 +73,16 @@ struct Args {
     /// seconds a client may take to accept data before it is dropped (default 60)
     #[argh(option, arg_name = "SECS", default = "60", from_str_fn(seconds))]
     send_timeout: u64,
+
+    /// a file that changes in place, besides layout.conf, Packages, *-latest.* and
+    /// latest-*.txt; a glob on the name, or on the path if it has a / (repeatable)
+    #[argh(option, arg_name = "GLOB")]
+    mutable: Vec<String>,
+
+    /// seconds a copy of a file that changes in place is served before asking the
+    /// source again (default 60)
+    #[argh(option, arg_name = "SECS", default = "60", from_str_fn(seconds))]
+    mutable_ttl: u64,
 
     /// seconds downloads in progress get to finish after SIGTERM (default 10)
     #[argh(option, arg_name = "SECS", default = "10", from_str_fn(seconds))]
@@ -141,6 +152,9 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     for s in &parsed.source {
         check_source(s).map_err(|e| UsageError(e.to_string()))?;
     }
+    for g in &parsed.mutable {
+        Glob::new(g).map_err(UsageError)?;
+    }
     Ok(Command::Serve(Config {
         sources: parsed.source,
         host: parsed.host,
@@ -154,6 +168,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         idle_timeout: Duration::from_secs(parsed.idle_timeout),
         send_timeout: Duration::from_secs(parsed.send_timeout),
         shutdown_grace: Duration::from_secs(parsed.shutdown_grace),
+        mutable: parsed.mutable,
+        mutable_ttl: Duration::from_secs(parsed.mutable_ttl),
     }))
 }
 
@@ -262,6 +278,7 @@ mod tests {
         );
         assert!(err("--threads 0").contains("'--threads' with value '0'"));
         assert!(err("--bogus").contains("--bogus"));
+        assert!(err("--mutable /abs").starts_with("--mutable /abs: "));
     }
 
     #[test]

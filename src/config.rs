@@ -34,6 +34,10 @@ pub struct Config {
     pub send_timeout: Duration,
     /// How long responses in progress may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Globs of files that change in place, besides the built-in ones.
+    pub mutable: Vec<String>,
+    /// How long a copy of such a file is served without asking the source.
+    pub mutable_ttl: Duration,
 }
 
 impl Default for Config {
@@ -51,6 +55,8 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            mutable: Vec::new(),
+            mutable_ttl: crate::cache::policy::DEFAULT_TTL,
         }
     }
 }

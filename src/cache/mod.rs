@@ -5,6 +5,7 @@
 //! - [`upstream`]: the ureq client and ordered failover over the sources.
 //! - [`fetch`]: running downloads, one per entry across threads and processes.
 //! - [`flight`]: downloads in progress, shared by every client that wants the same file.
+//! - [`policy`]: which files change in place, and when to ask about them again.
 //! - [`tee`]: the download loop (upstream → disk → every waiting client) and the reader
 //!   each client streams from.
 //!
@@ -12,6 +13,7 @@
 
 pub mod fetch;
 pub mod flight;
+pub mod policy;
 pub mod store;
 pub mod tee;
 mod tls;

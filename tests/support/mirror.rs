@@ -170,6 +170,11 @@ impl FakeMirror {
         self.state.lock().unwrap().seen.clone()
     }
 
+    /// The requests for `path`, in order.
+    pub fn seen_for(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+
     /// Body bytes sent for `path` so far (all requests).
     pub fn sent(&self, path: &str) -> u64 {
         self.state

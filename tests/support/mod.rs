@@ -102,9 +102,9 @@ impl TestCache {
         format!("http://{}{path}", self.addr)
     }
 
-    /// The cached file for `path` (`/distfiles/x` → `CACHE/distfiles/x`).
+    /// The cached file for request `path` (`/distfiles/x` → `CACHE/distfiles/<hash>/x`).
     pub fn cached(&self, path: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.dir.path().join(path.trim_start_matches('/'))).ok()
+        std::fs::read(self.dir.path().join(stored(path))).ok()
     }
 
     /// Every file below the cache directory, relative, sorted.
@@ -130,6 +130,17 @@ impl Drop for TestCache {
             let _ = s.stop();
         }
     }
+}
+
+/// Where the cache stores request `path`, relative to the cache root: distfiles in
+/// Gentoo's layout, anything else as requested.
+pub fn stored(path: &str) -> String {
+    use package_cache::distfiles::{Request, classify, store_path};
+    let p = match classify(path) {
+        Request::Distfile { name, .. } => store_path(name),
+        _ => path.to_owned(),
+    };
+    p.trim_start_matches('/').to_owned()
 }
 
 /// Every file below `root`, relative, sorted.
