@@ -80,8 +80,21 @@ pub fn start(config: &Config) -> Result<(RunningServer, Arc<Fetcher>), String> {
     Ok((running, fetcher))
 }
 
+/// Keeps memory flat with many threads: copy buffers (64 KiB and up) are mapped and
+/// unmapped with each transfer instead of lingering in per-thread heaps, and the number
+/// of heaps is bounded. glibc only; elsewhere the allocator's defaults stand.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called before other threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
+}
+
 /// Runs the program for `config` until SIGTERM or SIGINT.
 pub fn run(config: Config) -> ExitCode {
+    tune_allocator();
     logging::init(config.verbose, config.syslog);
     std::panic::set_hook(Box::new(|info| error!("{info}")));
     match socket::raise_open_file_limit() {

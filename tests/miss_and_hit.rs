@@ -200,3 +200,28 @@ fn empty_file_is_fine() {
     cache.settle();
     assert_eq!(cache.cached("/e"), Some(Vec::new()));
 }
+
+#[test]
+fn large_hits_and_ranges_go_out_intact() {
+    // Large file bodies are sent with sendfile(2); the bytes must be the same.
+    let mirror = FakeMirror::start();
+    let data = bytes(7 << 20, 9);
+    mirror.put("/pub/large.iso", data.clone());
+    let cache = TestCache::start(&[mirror.url()]);
+    assert!(cache.get("/pub/large.iso").complete);
+    cache.settle();
+    let mut conn = Conn::open(cache.addr);
+    for _ in 0..2 {
+        let hit = conn.get("/pub/large.iso", "");
+        assert_eq!(hit.header("x-cache"), Some("HIT"));
+        assert!(hit.complete && hit.body == data);
+    }
+    let part = conn.get("/pub/large.iso", "Range: bytes=1048577-\r\n");
+    assert_eq!(part.status, 206);
+    assert!(part.body == data[1_048_577..]);
+    let tail = conn.get("/pub/large.iso", "");
+    assert!(
+        tail.body == data,
+        "keep-alive still framed correctly after sendfile"
+    );
+}

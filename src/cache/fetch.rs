@@ -43,7 +43,7 @@ impl Default for FetchConfig {
     fn default() -> FetchConfig {
         FetchConfig {
             abandon_grace: Duration::from_secs(10),
-            buffer_size: 128 * 1024,
+            buffer_size: 64 * 1024,
         }
     }
 }

@@ -219,7 +219,10 @@ impl Upstream {
             .timeout_connect(Some(config.connect_timeout))
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_per_read(Some(config.read_timeout))
-            .max_idle_connections_per_host(8);
+            .max_idle_connections_per_host(8)
+            // Requests are a few hundred bytes; bodies stream through the tee's buffer.
+            .output_buffer_size(16 * 1024)
+            .input_buffer_size(64 * 1024);
         if sources.iter().any(|s| s.url.starts_with("https://")) {
             let tls = ureq::tls::TlsConfig::builder()
                 .root_certs(tls::system_roots()?)

@@ -70,7 +70,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             server_name: None,
             log_header: None,
-            buffer_size: 128 * 1024,
+            buffer_size: 64 * 1024,
         }
     }
 }
@@ -451,22 +451,18 @@ fn serve(job: Job, shared: &Shared) {
         .and_then(|h| response.header(h))
         .unwrap_or("-")
         .to_owned();
-    let buffer_len = match response.body().len() {
-        Some(n) => usize::try_from(n)
-            .unwrap_or(usize::MAX)
-            .min(shared.config.buffer_size),
-        None => shared.config.buffer_size,
-    };
-    let mut buf = vec![0u8; if head { 0 } else { buffer_len }];
+    let local_port = shared.local_port;
+    let find_socket = move || peer.and_then(|p| socket::find_connection(p, local_port));
     let ex = Exchange {
         head,
         version,
         keep_alive,
         server_name: shared.config.server_name.as_deref(),
+        socket: Some(&find_socket),
     };
     let mut writer = rq.into_writer();
     let written = catch_unwind(AssertUnwindSafe(|| {
-        wire::write_response(&mut *writer, &ex, response, &mut buf)
+        wire::write_response(&mut *writer, &ex, response, shared.config.buffer_size)
     }));
     drop(writer);
     let (bytes, note) = match written {

@@ -5,10 +5,11 @@
 //! tiny_http, a mutex and a 1 KiB `BufWriter` that large writes bypass).
 
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 
 use super::response::{reason_phrase, status_has_body};
-use super::{Body, Response, Version, date};
+use super::{Body, Response, Version, date, socket};
 
 /// What the writer needs to know about the request being answered.
 pub(crate) struct Exchange<'a> {
@@ -21,7 +22,14 @@ pub(crate) struct Exchange<'a> {
     pub keep_alive: bool,
     /// Value for the `Server` header.
     pub server_name: Option<&'a str>,
+    /// Finds the connection's socket, for sending large files with `sendfile(2)`.
+    pub socket: Option<&'a dyn Fn() -> Option<OwnedFd>>,
 }
+
+/// Bodies up to this size leave in the same write as the headers.
+const SMALL_BODY: usize = 64 * 1024;
+/// File bodies from this size go out with `sendfile(2)` when the socket can be found.
+const SENDFILE_MIN: u64 = 4 << 20;
 
 /// How writing a response went.
 #[derive(Debug)]
@@ -58,13 +66,13 @@ impl WriteError {
     }
 }
 
-/// Writes `resp` for `ex` to `w`, using `buf` as the copy buffer (its length is the
-/// block size).
+/// Writes `resp` for `ex` to `w`, copying bodies in blocks of at most `block` bytes
+/// (one buffer, allocated only if the body needs copying and no larger than it).
 pub(crate) fn write_response(
     w: &mut dyn Write,
     ex: &Exchange<'_>,
     resp: Response,
-    buf: &mut [u8],
+    block: usize,
 ) -> Written {
     let (status, headers, body) = resp.into_parts();
     let send_body = status_has_body(status) && !ex.head;
@@ -74,7 +82,11 @@ pub(crate) fn write_response(
     let close_delimited = send_body && len.is_none() && ex.version == Version::Http10;
     let keep_alive = ex.keep_alive && !close_delimited;
 
-    let mut head = Vec::with_capacity(512);
+    // Room for the headers and, for a small body sent with them, the body.
+    let inline = len
+        .filter(|n| send_body && *n <= SMALL_BODY as u64)
+        .unwrap_or(0);
+    let mut head = Vec::with_capacity(512 + inline as usize);
     // Writing into a Vec cannot fail.
     let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
     let _ = write!(
@@ -124,12 +136,18 @@ pub(crate) fn write_response(
                 out.body_bytes += bytes.len() as u64;
                 out.flush()
             }
-            Body::File { file, offset, len } => copy_file(&mut out, &file, offset, len, buf),
-            Body::Reader { reader, len } => match (len, chunked) {
-                (_, true) => copy_chunked(&mut out, reader, buf),
-                (Some(n), false) => copy_exact(&mut out, reader, n, buf),
-                (None, false) => copy_to_end(&mut out, reader, buf),
-            },
+            Body::File { file, offset, len } => {
+                copy_file(&mut out, &file, offset, len, block, ex.socket)
+            }
+            Body::Reader { reader, len } => {
+                let size = len.map_or(block, |n| clamp(n, block));
+                let buf = &mut vec![0u8; size.max(1)];
+                match (len, chunked) {
+                    (_, true) => copy_chunked(&mut out, reader, buf),
+                    (Some(n), false) => copy_exact(&mut out, reader, n, buf),
+                    (None, false) => copy_to_end(&mut out, reader, buf),
+                }
+            }
         }
     };
     // `out.body_bytes` counts bytes handed to a successful write.
@@ -175,7 +193,7 @@ impl Output<'_> {
     fn send(&mut self, data: &[u8]) -> Result<(), WriteError> {
         if self.pending.is_empty() {
             self.w.write_all(data).map_err(WriteError::Client)?;
-        } else if data.len() <= 64 * 1024 {
+        } else if data.len() <= SMALL_BODY {
             self.pending.extend_from_slice(data);
             let pending = std::mem::take(&mut self.pending);
             self.w.write_all(&pending).map_err(WriteError::Client)?;
@@ -197,14 +215,59 @@ impl Output<'_> {
     }
 }
 
+/// `n` as a buffer size, at most `block`.
+fn clamp(n: u64, block: usize) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX).min(block)
+}
+
 fn copy_file(
     out: &mut Output<'_>,
     file: &std::fs::File,
     mut offset: u64,
     len: u64,
-    buf: &mut [u8],
+    block: usize,
+    find_socket: Option<&dyn Fn() -> Option<OwnedFd>>,
 ) -> Result<(), WriteError> {
     let end = offset + len;
+    // A small file goes out in the same buffer as the headers: one read, one write.
+    if len <= SMALL_BODY as u64 && !out.pending.is_empty() {
+        let start = out.pending.len();
+        out.pending.resize(start + len as usize, 0);
+        let mut filled = 0;
+        while filled < len as usize {
+            match file.read_at(&mut out.pending[start + filled..], offset + filled as u64) {
+                Ok(0) => {
+                    out.pending.truncate(start + filled);
+                    return Err(WriteError::Body(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    )));
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    out.pending.truncate(start + filled);
+                    return Err(WriteError::Body(e));
+                }
+            }
+        }
+        out.body_bytes += len;
+        return out.flush();
+    }
+    if len >= SENDFILE_MIN {
+        // The headers must be on the socket before the kernel sends the body.
+        out.flush()?;
+        if let Some(fd) = find_socket.and_then(|find| find()) {
+            let (sent, error) = socket::sendfile(&fd, file, offset, len);
+            out.body_bytes += sent;
+            return match error {
+                None => Ok(()),
+                Some(socket::SendfileError::File(e)) => Err(WriteError::Body(e)),
+                Some(socket::SendfileError::Socket(e)) => Err(WriteError::Client(e)),
+            };
+        }
+    }
+    let buf = &mut vec![0u8; clamp(len, block).max(1)];
     while offset < end {
         let want = buf
             .len()
@@ -301,9 +364,9 @@ mod tests {
             version,
             keep_alive,
             server_name: Some("test/1"),
+            socket: None,
         };
-        let mut buf = vec![0; 4];
-        let written = write_response(&mut out, &ex, resp, &mut buf);
+        let written = write_response(&mut out, &ex, resp, 4);
         (String::from_utf8(out).unwrap(), written)
     }
 

@@ -71,7 +71,13 @@ impl Algo {
             Algo::Sha512 => sha2::sha512(data).to_vec(),
             Algo::Sha256 => sha2::sha256(data).to_vec(),
         };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            out.push(DIGITS[usize::from(b >> 4)] as char);
+            out.push(DIGITS[usize::from(b & 15)] as char);
+        }
+        out
     }
 }
 
