@@ -17,12 +17,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod access;
 pub mod conditional;
 pub mod date;
 mod handler;
 mod headers;
 pub mod mime;
 pub mod path;
+mod pool;
 pub mod range;
 mod request;
 mod response;
@@ -37,5 +39,6 @@ pub use request::{Method, Request, Version};
 pub use response::{Body, Response, reason_phrase, status_has_body};
 pub use router::Router;
 pub use server::{
-    MAX_HEADER_BYTES, MAX_HEADERS, RunningServer, Server, ServerConfig, ServerStats, ShutdownHandle,
+    Finished, MAX_HEADER_BYTES, MAX_HEADERS, Observer, RunningServer, Server, ServerConfig,
+    ServerStats, ShutdownHandle,
 };

@@ -76,6 +76,17 @@ pub struct Response {
     status: u16,
     headers: Headers,
     body: Body,
+    held: Held,
+}
+
+/// Values a response keeps alive until it has been sent (see [`Response::hold`]).
+#[derive(Default)]
+pub(crate) struct Held(Vec<Box<dyn Send>>);
+
+impl fmt::Debug for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Held({})", self.0.len())
+    }
 }
 
 impl Response {
@@ -85,7 +96,22 @@ impl Response {
             status,
             headers: Headers::new(),
             body: Body::Empty,
+            held: Held::default(),
         }
+    }
+
+    /// Keeps `value` alive until the response has been sent (or abandoned), then drops
+    /// it: for guards that must outlive the handler, such as a mark that a file is
+    /// being read.
+    pub fn hold(mut self, value: impl Send + 'static) -> Response {
+        self.held.0.push(Box::new(value));
+        self
+    }
+
+    /// Takes the values given to [`Response::hold`], for the server to drop once the
+    /// response is written.
+    pub(crate) fn take_held(&mut self) -> Held {
+        std::mem::take(&mut self.held)
     }
 
     /// A short plain-text response, e.g. for errors.

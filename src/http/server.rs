@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! tiny_http (accept + parse, one thread per connection)
-//!     └─ pump ──bounded channel──► N workers ──► Handler ──► wire::write_response
+//!     └─ pump ──crossbeam channels──► N workers ──► Handler ──► wire::write_response
 //! ```
 //!
 //! - tiny_http parses requests on its own per-connection threads; idle connections and
@@ -13,7 +13,8 @@
 //!   timeout, which would end its accept loop; a keeper thread connects to the listener
 //!   more often than that, and if the loop dies anyway (say `accept()` failed with
 //!   EMFILE) the pump starts a new tiny_http server on the same listener.
-//! - Workers take requests from the channel, call the handler (a panic becomes a 500),
+//! - The pump hands each request to the most recently idle worker ([`super::pool`]);
+//!   workers call the handler (a panic becomes a 500),
 //!   and write the response themselves through `Request::into_writer`, so this crate
 //!   alone frames responses ([`super::wire`]).
 //! - A response whose body breaks after the headers went out has its connection shut
@@ -27,10 +28,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use log::{debug, error, info, warn};
 
 use super::path;
+use super::pool::{Pool, Worker};
 use super::wire::{self, Exchange};
 use super::{Body, Handler, Headers, Method, Request, Response, Version, socket};
 
@@ -59,6 +60,52 @@ pub struct ServerConfig {
     pub log_header: Option<String>,
     /// Largest block copied to a client in one write.
     pub buffer_size: usize,
+    /// Told about every answered request, after its response was written.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// One answered request, as an [`Observer`] sees it.
+#[derive(Debug)]
+pub struct Finished<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request target as the client sent it.
+    pub target: &'a str,
+    /// The client's address.
+    pub client: Option<SocketAddr>,
+    /// The response status.
+    pub status: u16,
+    /// The value of the response header named by [`ServerConfig::log_header`].
+    pub tag: Option<&'a str>,
+    /// Body bytes written to the client.
+    pub bytes: u64,
+    /// Whether the whole response was written.
+    pub complete: bool,
+    /// Time from the request's arrival to the end of the response.
+    pub elapsed: Duration,
+}
+
+/// Something told about every answered request: metrics, an access log of one's own.
+/// Called on the worker thread that answered, so it should be quick. Closures taking
+/// `&Finished` implement it.
+pub trait Observer: Send + Sync + 'static {
+    /// Called once per request, after its response was written (or abandoned).
+    fn finished(&self, done: &Finished<'_>);
+}
+
+impl<F> Observer for F
+where
+    F: Fn(&Finished<'_>) + Send + Sync + 'static,
+{
+    fn finished(&self, done: &Finished<'_>) {
+        self(done)
+    }
+}
+
+impl std::fmt::Debug for dyn Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl Default for ServerConfig {
@@ -71,6 +118,7 @@ impl Default for ServerConfig {
             server_name: None,
             log_header: None,
             buffer_size: 64 * 1024,
+            observer: None,
         }
     }
 }
@@ -96,6 +144,7 @@ pub struct ShutdownHandle {
 #[derive(Debug, Default)]
 struct ShutdownState {
     requested: AtomicBool,
+    at: Mutex<Option<Instant>>,
     lock: Mutex<()>,
     cond: Condvar,
 }
@@ -104,9 +153,17 @@ impl ShutdownHandle {
     /// Requests a shutdown: stop accepting, finish what is in progress (within the
     /// grace period), return from [`Server::run`].
     pub fn shutdown(&self) {
+        if let Ok(mut at) = self.inner.at.lock() {
+            at.get_or_insert_with(Instant::now);
+        }
         self.inner.requested.store(true, Ordering::SeqCst);
         let _guard = self.inner.lock.lock();
         self.inner.cond.notify_all();
+    }
+
+    /// When a shutdown was first requested.
+    pub fn requested_at(&self) -> Option<Instant> {
+        self.inner.at.lock().ok().and_then(|at| *at)
     }
 
     /// Whether a shutdown was requested.
@@ -197,7 +254,7 @@ impl Server {
     /// period for responses in progress and returns.
     pub fn run(self) -> io::Result<()> {
         let threads = self.config.threads.max(1);
-        let (tx, rx) = crossbeam_channel::bounded::<Job>(threads);
+        let pool = Arc::new(Pool::<Job>::new(threads));
         let shared = Arc::new(Shared {
             handler: self.handler,
             config: self.config,
@@ -206,27 +263,27 @@ impl Server {
         });
         let mut workers = Vec::with_capacity(threads);
         for i in 0..threads {
-            let (rx, shared) = (rx.clone(), shared.clone());
-            let worker = thread::Builder::new()
+            let (worker, shared) = (pool.worker(), shared.clone());
+            let handle = thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .stack_size(512 * 1024)
-                .spawn(move || worker_loop(&rx, &shared))?;
-            workers.push(worker);
+                .spawn(move || worker_loop(&worker, &shared))?;
+            workers.push(handle);
         }
-        drop(rx);
         let keeper = spawn_keeper(
             self.local_addr,
             shared.config.idle_timeout,
             self.shutdown.clone(),
         )?;
-        let result = pump(&self.listener, &tx, &self.shutdown);
+        let result = pump(&self.listener, &pool, &self.shutdown);
         self.shutdown.shutdown();
-        drop(tx);
+        pool.close();
         drop(self.listener);
         if let Some(k) = keeper {
             let _ = k.join();
         }
-        let deadline = Instant::now() + shared.config.shutdown_grace;
+        let since = self.shutdown.requested_at().unwrap_or_else(Instant::now);
+        let deadline = since + shared.config.shutdown_grace;
         for w in workers {
             while !w.is_finished() && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(10));
@@ -318,20 +375,24 @@ struct Shared {
 
 /// Moves requests from tiny_http to the workers until shutdown, restarting tiny_http's
 /// accept loop if it dies.
-fn pump(listener: &TcpListener, tx: &Sender<Job>, shutdown: &ShutdownHandle) -> io::Result<()> {
+fn pump(
+    listener: &TcpListener,
+    pool: &Arc<Pool<Job>>,
+    shutdown: &ShutdownHandle,
+) -> io::Result<()> {
     let mut backoff = Duration::from_millis(10);
     loop {
         let tiny = tiny_http::Server::from_listener(listener.try_clone()?, None)
             .map_err(|e| io::Error::other(format!("cannot start the acceptor: {e}")))?;
-        match forward(&tiny, tx, shutdown) {
+        match forward(&tiny, pool, shutdown) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 // The accept loop ended; connections it accepted may still send
                 // requests, so keep draining them while a new loop takes over.
                 warn!("accepting connections failed ({e}); restarting the acceptor");
-                let (drain_tx, drain_shutdown) = (tx.clone(), shutdown.clone());
+                let (drain_pool, drain_shutdown) = (pool.clone(), shutdown.clone());
                 thread::Builder::new().name("drain".into()).spawn(move || {
-                    while forward(&tiny, &drain_tx, &drain_shutdown).is_err() {}
+                    while forward(&tiny, &drain_pool, &drain_shutdown).is_err() {}
                 })?;
                 if shutdown.wait(backoff) {
                     return Ok(());
@@ -345,7 +406,7 @@ fn pump(listener: &TcpListener, tx: &Sender<Job>, shutdown: &ShutdownHandle) -> 
 /// Forwards requests from one tiny_http server; `Err` when its accept loop died.
 fn forward(
     tiny: &tiny_http::Server,
-    tx: &Sender<Job>,
+    pool: &Pool<Job>,
     shutdown: &ShutdownHandle,
 ) -> io::Result<()> {
     let tick = Duration::from_millis(200);
@@ -353,16 +414,12 @@ fn forward(
         let Some(request) = tiny.recv_timeout(tick)? else {
             continue;
         };
-        let mut job = Job {
+        let job = Job {
             request,
             received: Instant::now(),
         };
-        loop {
-            match tx.send_timeout(job, tick) {
-                Ok(()) => break,
-                Err(SendTimeoutError::Timeout(j)) if !shutdown.is_shutdown() => job = j,
-                Err(_) => return Ok(()),
-            }
+        if pool.dispatch(job, || shutdown.is_shutdown()).is_err() {
+            return Ok(());
         }
     }
     Ok(())
@@ -400,8 +457,8 @@ fn spawn_keeper(
     Ok(Some(handle))
 }
 
-fn worker_loop(rx: &Receiver<Job>, shared: &Shared) {
-    while let Ok(job) = rx.recv() {
+fn worker_loop(worker: &Worker<Job>, shared: &Shared) {
+    while let Some(job) = worker.next() {
         shared.stats.active.fetch_add(1, Ordering::SeqCst);
         serve(job, shared);
         shared.stats.active.fetch_sub(1, Ordering::SeqCst);
@@ -435,7 +492,8 @@ fn serve(job: Job, shared: &Shared) {
     let keep_alive = wants_keep_alive(version, &headers);
     let head = method == Method::Head;
 
-    let response = respond(method.clone(), version, &target, headers, peer, shared);
+    let mut response = respond(method.clone(), version, &target, headers, peer, shared);
+    let held = response.take_held();
     let response = match response.body() {
         Body::HeadOnly(_) if !head => {
             error!("handler answered {method} {target} without a body");
@@ -449,8 +507,7 @@ fn serve(job: Job, shared: &Shared) {
         .log_header
         .as_deref()
         .and_then(|h| response.header(h))
-        .unwrap_or("-")
-        .to_owned();
+        .map(str::to_owned);
     let local_port = shared.local_port;
     let find_socket = move || peer.and_then(|p| socket::find_connection(p, local_port));
     let ex = Exchange {
@@ -465,6 +522,7 @@ fn serve(job: Job, shared: &Shared) {
         wire::write_response(&mut *writer, &ex, response, shared.config.buffer_size)
     }));
     drop(writer);
+    drop(held);
     let (bytes, note) = match written {
         Ok(w) => {
             let note = match &w.error {
@@ -491,12 +549,26 @@ fn serve(job: Job, shared: &Shared) {
         }
     };
     shared.stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+    let elapsed = received.elapsed();
+    if let Some(observer) = &shared.config.observer {
+        observer.finished(&Finished {
+            method: &method,
+            target: &target,
+            client: peer,
+            status,
+            tag: tag.as_deref(),
+            bytes,
+            complete: note.is_empty(),
+            elapsed,
+        });
+    }
     let client = peer.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
     let shown: String = target.chars().take(512).collect();
     info!(
         target: "package_cache::access",
-        "{client} {method} {shown} {status} {bytes} {}ms {tag}{note}",
-        received.elapsed().as_millis()
+        "{client} {method} {shown} {status} {bytes} {}ms {}{note}",
+        elapsed.as_millis(),
+        tag.as_deref().unwrap_or("-")
     );
 }
 
