@@ -8,11 +8,15 @@ use log::{debug, error, info, warn};
 
 use crate::cache::fetch::{FetchConfig, Fetcher};
 use crate::cache::policy::Policy;
+use crate::cache::proxy::ProxyRules;
 use crate::cache::store::Store;
 use crate::cache::upstream::{Upstream, UpstreamConfig};
 use crate::config::{Config, DEFAULT_SOURCE};
+use crate::http::access::Allow;
 use crate::http::{Router, RunningServer, Server, ServerConfig, socket};
+use crate::metrics::Metrics;
 use crate::mirror::Mirror;
+use crate::status::Ops;
 use crate::{logging, signals};
 
 /// The `User-Agent` sent to sources.
@@ -20,12 +24,14 @@ pub const USER_AGENT: &str = concat!("package-cache/", env!("CARGO_PKG_VERSION")
 
 /// The handler tree and the pieces an embedding program may want to reach.
 pub struct App {
-    /// `/` → the mirror.
+    /// `/-/` → metrics and status, `/` → the mirror (behind `--allow`).
     pub router: Router,
     /// The downloads, store and sources behind the mirror.
     pub fetcher: Arc<Fetcher>,
     /// The freshness rules.
     pub policy: Arc<Policy>,
+    /// The request counters; install as the server's observer.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the handlers for `config`: opens the cache directory and the sources.
@@ -33,25 +39,43 @@ pub struct App {
 pub fn build(config: &Config) -> Result<App, String> {
     let store = Store::open(&config.cache)
         .map_err(|e| format!("--cache {}: {}", config.cache.display(), io_reason(&e)))?;
+    store.index().set_cap(config.max_size);
+    let proxy = match &config.upstream_proxy {
+        Some(p) => ProxyRules::from_env().forced(p),
+        None => ProxyRules::from_env(),
+    };
     let upstream = Upstream::new(&UpstreamConfig {
         sources: config.effective_sources(),
         connect_timeout: config.connect_timeout,
         read_timeout: config.read_timeout,
         user_agent: USER_AGENT.into(),
-        proxy: None,
+        proxy,
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| match (&e, &config.upstream_proxy) {
+        (crate::cache::Error::Config(_), Some(p)) => format!("--upstream-proxy {p}: {e}"),
+        _ => e.to_string(),
+    })?;
+    for s in upstream.sources() {
+        if let Some(p) = s.proxy() {
+            info!("reaching {} through the proxy {p}", s.url());
+        }
+    }
     let policy = Arc::new(Policy::new(&config.mutable, config.mutable_ttl)?);
     let fetcher = Fetcher::new(store, Arc::new(upstream), FetchConfig::default());
-    let router = Router::new().mount("/", Mirror::new(fetcher.clone(), policy.clone()));
+    let metrics = Arc::new(Metrics::default());
+    let routes = Router::new()
+        .mount("/-", Ops::new(metrics.clone(), fetcher.clone()))
+        .mount("/", Mirror::new(fetcher.clone(), policy.clone()));
+    let router = Router::new().mount("/", Allow::new(config.allow.clone(), routes));
     Ok(App {
         router,
         fetcher,
         policy,
+        metrics,
     })
 }
 
-/// The server settings for `config`.
+/// The server settings for `config` (without an observer).
 pub fn server_config(config: &Config) -> ServerConfig {
     ServerConfig {
         threads: config.threads,
@@ -64,12 +88,23 @@ pub fn server_config(config: &Config) -> ServerConfig {
     }
 }
 
-/// Binds and prepares the server (without running it).
+/// Binds and prepares the server (without running it), and starts the culler: the
+/// background thread that indexes the cache and keeps it under `--max-size`.
 pub fn bind(config: &Config) -> Result<(Server, Arc<Fetcher>), String> {
     let app = build(config)?;
     let addr = config.listen_addr()?;
-    let server = Server::bind(addr, app.router, server_config(config))
+    let server_config = ServerConfig {
+        observer: Some(app.metrics.clone()),
+        ..server_config(config)
+    };
+    let server = Server::bind(addr, app.router, server_config)
         .map_err(|e| format!("--host {} --port {}: {e}", config.host, config.port))?;
+    app.metrics.attach_server(server.stats());
+    let index = app.fetcher.store().index().clone();
+    thread::Builder::new()
+        .name("culler".into())
+        .spawn(move || index.run())
+        .map_err(|e| format!("cannot start the culler: {e}"))?;
     Ok((server, app.fetcher))
 }
 
@@ -127,7 +162,17 @@ pub fn run(config: Config) -> ExitCode {
     let _ = thread::Builder::new()
         .name("sweep".into())
         .spawn(move || store.sweep());
-    match server.run() {
+    let grace = config.shutdown_grace;
+    let shutdown = server.shutdown_handle();
+    let result = server.run();
+    // Clients are gone or had their grace; downloads still running get what is left
+    // of it (they were started by clients and are worth keeping).
+    let since = shutdown
+        .requested_at()
+        .unwrap_or_else(std::time::Instant::now);
+    finish_downloads(&fetcher, since + grace);
+    fetcher.store().index().stop();
+    match result {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS
@@ -136,6 +181,30 @@ pub fn run(config: Config) -> ExitCode {
             error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Waits until `deadline` at most for downloads in progress to finish.
+fn finish_downloads(fetcher: &Fetcher, deadline: std::time::Instant) {
+    let mut told = false;
+    while !fetcher.flights().is_empty() && std::time::Instant::now() < deadline {
+        if !told {
+            info!(
+                "waiting up to {}s for {} downloads to finish",
+                deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_secs(),
+                fetcher.flights().len()
+            );
+            told = true;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left = fetcher.flights().len();
+    if left > 0 {
+        warn!(
+            "stopping with {left} downloads unfinished; their partial files are removed at the next start"
+        );
     }
 }
 

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+use crate::cache::cull::CullOptions;
 use crate::cache::policy::Glob;
 use crate::cache::upstream::check_source;
 use crate::config::Config;
+use crate::http::access::Cidr;
 
 /// A caching proxy for package downloads: point GENTOO_MIRRORS (or a binhost, or a
 /// snapshot mirror) at it; the first request for a file fetches it from a source while
@@ -87,6 +89,63 @@ struct Args {
     /// seconds downloads in progress get to finish after SIGTERM (default 10)
     #[argh(option, arg_name = "SECS", default = "10", from_str_fn(seconds))]
     shutdown_grace: u64,
+
+    /// keep the cache under this size, evicting the least recently used files
+    /// (K, M, G, T suffixes; default no limit)
+    #[argh(option, arg_name = "SIZE", from_str_fn(size))]
+    max_size: Option<u64>,
+
+    /// only clients in this address range may connect, e.g. 192.168.0.0/16 or ::1
+    /// (repeatable; default everyone)
+    #[argh(option, arg_name = "CIDR", from_str_fn(cidr))]
+    allow: Vec<Cidr>,
+
+    /// send every upstream request through this proxy (default: http_proxy,
+    /// https_proxy, all_proxy and no_proxy from the environment, as curl reads them)
+    #[argh(option, arg_name = "URL")]
+    upstream_proxy: Option<String>,
+}
+
+/// Removes files from a cache directory: those not used for --older-than DAYS, then the
+/// least recently used until the cache fits in --max-size. Prints each file removed.
+#[derive(FromArgs, Debug)]
+#[argh(help_triggers("-h", "--help"))]
+struct CullArgs {
+    /// cache directory (default /tmp/package-cache)
+    #[argh(
+        option,
+        arg_name = "PATH",
+        default = "PathBuf::from(\"/tmp/package-cache\")"
+    )]
+    cache: PathBuf,
+
+    /// remove least recently used files until the cache is at most this size
+    /// (K, M, G, T suffixes)
+    #[argh(option, arg_name = "SIZE", from_str_fn(size))]
+    max_size: Option<u64>,
+
+    /// remove files not used for this many days
+    #[argh(option, arg_name = "DAYS", from_str_fn(days))]
+    older_than: Option<f64>,
+
+    /// only print what would be removed
+    #[argh(switch)]
+    dry_run: bool,
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    crate::size::parse(s).map_err(|e| e.to_string())
+}
+
+fn cidr(s: &str) -> Result<Cidr, String> {
+    s.parse::<Cidr>().map_err(|e| e.to_string())
+}
+
+fn days(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(d) if (0.0..1e6).contains(&d) => Ok(d),
+        _ => Err("expected a number of days, such as 30 or 0.5".into()),
+    }
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -105,9 +164,16 @@ fn seconds(s: &str) -> Result<u64, String> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// Run the server.
-    Serve(Config),
+    Serve(Box<Config>),
     /// Print this text to stdout and exit successfully (`--help`, `--version`).
     Print(String),
+    /// Remove files from a cache directory once (`package-cache cull …`).
+    Cull {
+        /// The cache directory.
+        cache: PathBuf,
+        /// What to remove.
+        options: CullOptions,
+    },
 }
 
 /// A command line that cannot be run: the message names the flag and the value.
@@ -120,18 +186,20 @@ impl std::fmt::Display for UsageError {
     }
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(args: &[String]) -> Result<Command, UsageError> {
-    let args = normalise(args);
+/// What argh made of the arguments: parsed, or text to print, or an error.
+fn argh_parse<T: FromArgs>(
+    command: &[&str],
+    args: &[String],
+) -> Result<Result<T, String>, UsageError> {
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let parsed = match Args::from_args(&["package-cache"], &strs) {
-        Ok(a) => a,
+    match T::from_args(command, &strs) {
+        Ok(a) => Ok(Ok(a)),
         Err(exit) if exit.status.is_ok() => {
             let mut text = exit.output;
             if !text.ends_with('\n') {
                 text.push('\n');
             }
-            return Ok(Command::Print(text));
+            Ok(Err(text))
         }
         Err(exit) => {
             let first = exit
@@ -140,8 +208,20 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim();
-            return Err(UsageError(lowercase_first(first)));
+            Err(UsageError(lowercase_first(first)))
         }
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    let args = normalise(args);
+    if args.first().is_some_and(|a| a == "cull") {
+        return parse_cull(&args[1..]);
+    }
+    let parsed: Args = match argh_parse(&["package-cache"], &args)? {
+        Ok(a) => a,
+        Err(text) => return Ok(Command::Print(add_subcommands(text))),
     };
     if parsed.version {
         return Ok(Command::Print(format!(
@@ -155,7 +235,10 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     for g in &parsed.mutable {
         Glob::new(g).map_err(UsageError)?;
     }
-    Ok(Command::Serve(Config {
+    if let Some(p) = &parsed.upstream_proxy {
+        check_proxy(p).map_err(|e| UsageError(format!("--upstream-proxy {p}: {e}")))?;
+    }
+    Ok(Command::Serve(Box::new(Config {
         sources: parsed.source,
         host: parsed.host,
         port: parsed.port,
@@ -170,7 +253,61 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         shutdown_grace: Duration::from_secs(parsed.shutdown_grace),
         mutable: parsed.mutable,
         mutable_ttl: Duration::from_secs(parsed.mutable_ttl),
-    }))
+        max_size: parsed.max_size,
+        allow: parsed.allow,
+        upstream_proxy: parsed.upstream_proxy,
+    })))
+}
+
+/// Parses `package-cache cull …`.
+fn parse_cull(args: &[String]) -> Result<Command, UsageError> {
+    let parsed: CullArgs = match argh_parse(&["package-cache cull"], args)? {
+        Ok(a) => a,
+        Err(text) => return Ok(Command::Print(text)),
+    };
+    if parsed.max_size.is_none() && parsed.older_than.is_none() {
+        return Err(UsageError(
+            "cull: say what to remove with --max-size SIZE and/or --older-than DAYS".into(),
+        ));
+    }
+    Ok(Command::Cull {
+        cache: parsed.cache,
+        options: CullOptions {
+            max_size: parsed.max_size,
+            older_than: parsed
+                .older_than
+                .map(|d| Duration::from_secs_f64(d * 86_400.0)),
+            dry_run: parsed.dry_run,
+        },
+    })
+}
+
+/// Adds the `cull` command to the server's help text.
+fn add_subcommands(mut help: String) -> String {
+    help.push_str(
+        "\nCommands:\n  cull              remove files from a cache directory once \
+         (package-cache cull --help)\n",
+    );
+    help
+}
+
+/// A proxy URL must be `http://host[:port]` (or https, socks).
+fn check_proxy(url: &str) -> Result<(), String> {
+    let rest = [
+        "http://",
+        "https://",
+        "socks4://",
+        "socks4a://",
+        "socks5://",
+        "socks://",
+    ]
+    .iter()
+    .find_map(|p| url.strip_prefix(p))
+    .ok_or("expected a URL such as http://proxy:3128")?;
+    if rest.trim_end_matches('/').is_empty() {
+        return Err("the URL has no host".into());
+    }
+    Ok(())
 }
 
 /// argh capitalises its messages; ours are lower-case.
@@ -212,7 +349,17 @@ pub fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Ok(Command::Serve(config)) => crate::app::run(config),
+        Ok(Command::Serve(config)) => crate::app::run(*config),
+        Ok(Command::Cull { cache, options }) => {
+            let mut out = std::io::stdout().lock();
+            match crate::cache::cull::cull(&cache, &options, &mut out) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("package-cache: --cache {}: {e}", cache.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Err(e) => {
             eprintln!("package-cache: {e}");
             eprintln!("Run package-cache --help for usage.");
@@ -231,7 +378,7 @@ mod tests {
 
     fn config(s: &str) -> Config {
         match parse(&args(s)) {
-            Ok(Command::Serve(c)) => c,
+            Ok(Command::Serve(c)) => *c,
             other => panic!("{s}: {other:?}"),
         }
     }

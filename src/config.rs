@@ -4,6 +4,8 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http::access::Cidr;
+
 /// The source used when none is given, as the Gentoo mirror list recommends.
 pub const DEFAULT_SOURCE: &str = "https://distfiles.gentoo.org";
 
@@ -38,6 +40,12 @@ pub struct Config {
     pub mutable: Vec<String>,
     /// How long a copy of such a file is served without asking the source.
     pub mutable_ttl: Duration,
+    /// Keep the cache under this many bytes, evicting least recently used files.
+    pub max_size: Option<u64>,
+    /// Clients allowed to connect; empty allows everyone.
+    pub allow: Vec<Cidr>,
+    /// A proxy for every source, overriding `http_proxy` and friends.
+    pub upstream_proxy: Option<String>,
 }
 
 impl Default for Config {
@@ -57,6 +65,9 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             mutable: Vec::new(),
             mutable_ttl: crate::cache::policy::DEFAULT_TTL,
+            max_size: None,
+            allow: Vec::new(),
+            upstream_proxy: None,
         }
     }
 }

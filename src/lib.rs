@@ -18,5 +18,8 @@ pub mod distfiles;
 pub mod http;
 pub mod layout;
 pub mod logging;
+pub mod metrics;
 pub mod mirror;
 pub mod signals;
+pub mod size;
+pub mod status;

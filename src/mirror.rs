@@ -149,9 +149,11 @@ impl Mirror {
             etag: None,
         };
         let rep = representation(key, &meta, entry.len);
+        let busy = self.fetcher.store().index().used(&entry);
         let file = entry.file;
         conditional::answer(req, &rep, |offset, len| Body::File { file, offset, len })
             .with_header("X-Cache", tag)
+            .hold(busy)
     }
 
     /// Runs or joins the download of `target` (conditional on `validators` when

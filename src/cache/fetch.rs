@@ -165,6 +165,8 @@ impl Fetcher {
             return;
         }
         self.stats.started.fetch_add(1, Ordering::Relaxed);
+        // The copy being revalidated (if any) must not be evicted meanwhile.
+        let _busy = self.store.index().busy(lease.target());
         let mut fetched = match self.upstream.fetch(&plan.label, &plan.ask) {
             Ok(Reply::Fresh(f)) => f,
             Ok(Reply::NotModified { .. }) => {
@@ -226,8 +228,10 @@ impl Fetcher {
                 };
                 // Clients have every byte now; the fsync and rename happen after.
                 flight.finish(Phase::Complete(meta.clone()));
+                let target = lease.target().to_path_buf();
                 match lease.commit(&part, meta.modified) {
                     Ok(()) => {
+                        self.store.index().stored(&target, n);
                         self.stats.stored.fetch_add(1, Ordering::Relaxed);
                         self.stats.bytes_stored.fetch_add(n, Ordering::Relaxed);
                         debug!(

@@ -11,9 +11,11 @@
 //!
 //! Errors become HTTP statuses in one place, [`Error::status`].
 
+pub mod cull;
 pub mod fetch;
 pub mod flight;
 pub mod policy;
+pub mod proxy;
 pub mod store;
 pub mod tee;
 mod tls;

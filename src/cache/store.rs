@@ -19,11 +19,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info};
 
 use super::Error;
+use super::cull::Index;
 
 /// Suffix of the file a download writes to.
 pub const PART_SUFFIX: &str = ".pc-part";
@@ -134,6 +136,7 @@ pub struct Entry {
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    index: Arc<Index>,
 }
 
 impl Store {
@@ -145,12 +148,18 @@ impl Store {
         let probe = root.join(format!(".write-test.{}{PART_SUFFIX}", std::process::id()));
         File::create(&probe).map_err(|e| Error::io(&root, e))?;
         let _ = fs::remove_file(&probe);
-        Ok(Store { root })
+        let index = Index::new(&root);
+        Ok(Store { root, index })
     }
 
     /// The cache directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The complete files by last use, and the size cap.
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
     }
 
     /// Where `key` is stored.

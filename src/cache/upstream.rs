@@ -7,8 +7,9 @@
 //! timeout on every miss.
 //!
 //! The agent never decompresses (ureq's `gzip` feature is off and we send
-//! `Accept-Encoding: identity`), never reads proxy settings from the environment unless
-//! told to, and has explicit connect and read timeouts.
+//! `Accept-Encoding: identity`) and has explicit connect and read timeouts. Each
+//! source goes through the proxy [`ProxyRules`] give it (see [`super::proxy`]); ureq
+//! reads no proxy settings of its own.
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::debug;
 
+use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::{Attempt, Error, Failure, tls};
 use crate::http::{date, path};
@@ -32,9 +34,8 @@ pub struct UpstreamConfig {
     pub read_timeout: Duration,
     /// The `User-Agent` header.
     pub user_agent: String,
-    /// An HTTP proxy for every upstream request (`http://proxy:3128`); `None` connects
-    /// directly.
-    pub proxy: Option<String>,
+    /// Which proxy each source is reached through.
+    pub proxy: ProxyRules,
 }
 
 /// What to ask the sources for.
@@ -106,6 +107,10 @@ pub enum Reply {
 #[derive(Debug)]
 pub struct Source {
     url: String,
+    /// The proxy it is reached through.
+    proxy: Option<String>,
+    /// Which of the upstream's agents talks to it (one per proxy).
+    agent: usize,
     /// Requests sent to it.
     pub requests: AtomicU64,
     /// Requests that failed (any reason but not-found).
@@ -140,6 +145,11 @@ impl Source {
     /// The base URL, without a trailing `/`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The proxy requests to it go through, if any.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
     }
 
     /// A snapshot of its health.
@@ -181,10 +191,10 @@ impl Source {
     }
 }
 
-/// The sources and the agent that talks to them.
+/// The sources and the agents that talk to them (one per distinct proxy).
 #[derive(Debug)]
 pub struct Upstream {
-    agent: ureq::Agent,
+    agents: Vec<ureq::Agent>,
     sources: Vec<Arc<Source>>,
 }
 
@@ -193,46 +203,63 @@ impl Upstream {
     /// trust store.
     pub fn new(config: &UpstreamConfig) -> Result<Upstream, Error> {
         let mut sources = Vec::new();
+        let mut proxies: Vec<Option<String>> = Vec::new();
         for url in &config.sources {
             check_source(url)?;
+            let proxy = config.proxy.proxy_for(url).map(str::to_owned);
+            let agent = match proxies.iter().position(|p| *p == proxy) {
+                Some(i) => i,
+                None => {
+                    proxies.push(proxy.clone());
+                    proxies.len() - 1
+                }
+            };
             sources.push(Arc::new(Source {
                 url: url.trim_end_matches('/').to_owned(),
+                proxy,
+                agent,
                 requests: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 bytes: AtomicU64::new(0),
                 health: Mutex::new(Health::default()),
             }));
         }
-        let proxy = match &config.proxy {
-            Some(p) => Some(
-                ureq::Proxy::new(p)
-                    .map_err(|e| Error::Config(format!("upstream proxy {p}: {e}")))?,
-            ),
-            None => None,
+        let tls = if sources.iter().any(|s| s.url.starts_with("https://")) {
+            Some(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(tls::system_roots()?)
+                    .build(),
+            )
+        } else {
+            None
         };
-        let mut builder = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(5)
-            .user_agent(config.user_agent.as_str())
-            .accept_encoding("identity")
-            .proxy(proxy)
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_recv_response(Some(config.read_timeout))
-            .timeout_per_read(Some(config.read_timeout))
-            .max_idle_connections_per_host(8)
-            // Requests are a few hundred bytes; bodies stream through the tee's buffer.
-            .output_buffer_size(16 * 1024)
-            .input_buffer_size(64 * 1024);
-        if sources.iter().any(|s| s.url.starts_with("https://")) {
-            let tls = ureq::tls::TlsConfig::builder()
-                .root_certs(tls::system_roots()?)
-                .build();
-            builder = builder.tls_config(tls);
+        let mut agents = Vec::new();
+        for proxy in &proxies {
+            let proxy = match proxy {
+                Some(p) => Some(ureq::Proxy::new(p).map_err(|e| {
+                    Error::Config(format!("proxy {p}: {}", e.to_string().to_lowercase()))
+                })?),
+                None => None,
+            };
+            let mut builder = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(5)
+                .user_agent(config.user_agent.as_str())
+                .accept_encoding("identity")
+                .proxy(proxy)
+                .timeout_connect(Some(config.connect_timeout))
+                .timeout_recv_response(Some(config.read_timeout))
+                .timeout_per_read(Some(config.read_timeout))
+                .max_idle_connections_per_host(8)
+                // Requests are a few hundred bytes; bodies stream through the tee's buffer.
+                .output_buffer_size(16 * 1024)
+                .input_buffer_size(64 * 1024);
+            if let Some(tls) = &tls {
+                builder = builder.tls_config(tls.clone());
+            }
+            agents.push(ureq::Agent::new_with_config(builder.build()));
         }
-        Ok(Upstream {
-            agent: ureq::Agent::new_with_config(builder.build()),
-            sources,
-        })
+        Ok(Upstream { agents, sources })
     }
 
     /// The sources, in configured order.
@@ -267,7 +294,7 @@ impl Upstream {
         let url = format!("{}{}", source.url, path::encode(source_path));
         let started = Instant::now();
         source.requests.fetch_add(1, Ordering::Relaxed);
-        let result = self.send(&url, ask);
+        let result = self.send(&self.agents[source.agent], &url, ask);
         let fail = |failure: Failure| {
             debug!("{url}: {failure}");
             source.failed(&failure);
@@ -323,11 +350,16 @@ impl Upstream {
         }))
     }
 
-    fn send(&self, url: &str, ask: &Ask) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    fn send(
+        &self,
+        agent: &ureq::Agent,
+        url: &str,
+        ask: &Ask,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let mut req = if ask.head {
-            self.agent.head(url)
+            agent.head(url)
         } else {
-            self.agent.get(url)
+            agent.get(url)
         };
         if let Some(t) = ask.if_modified_since {
             req = req.header("If-Modified-Since", date::format(t));
@@ -431,6 +463,8 @@ mod tests {
     fn unreachable_sources_cool_down() {
         let s = Source {
             url: "http://a".into(),
+            proxy: None,
+            agent: 0,
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             bytes: AtomicU64::new(0),

@@ -22,7 +22,13 @@ pub struct Process {
 impl Process {
     /// Starts the binary with `args` (plus `--port 0 -v`) and waits for it to listen.
     pub fn start(args: &[&str]) -> Process {
+        Process::start_env(args, &[])
+    }
+
+    /// Like [`Process::start`], with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut child = binary()
+            .envs(env.iter().copied())
             .args(args)
             .args(["--host", "127.0.0.1", "--port", "0", "-v"])
             .stdout(Stdio::null())

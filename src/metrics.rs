@@ -1,0 +1,464 @@
+//! What the cache has done since it started: counters fed by the server's
+//! [`Observer`] hook, plus snapshots of the store, the sources and the downloads in
+//! progress, rendered for Prometheus (`GET /-/metrics`) and the status page.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
+
+use crate::cache::cull::IndexStats;
+use crate::cache::fetch::Fetcher;
+use crate::cache::flight::FlightInfo;
+use crate::cache::upstream::SourceHealth;
+use crate::http::{Finished, Observer, ServerStats};
+
+/// How a request was answered, from its `X-Cache` header and status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served from a complete file on disk.
+    Hit,
+    /// Started a download.
+    Miss,
+    /// Joined a download in progress.
+    Coalesced,
+    /// A file that changes in place, confirmed current by a source.
+    Revalidated,
+    /// Such a file served unconfirmed because every source failed.
+    Stale,
+    /// Answered with a 4xx or 5xx status.
+    Error,
+    /// Anything else (the status page, metrics scrapes).
+    Other,
+}
+
+impl Outcome {
+    /// Every outcome, in the order metrics list them.
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Hit,
+        Outcome::Miss,
+        Outcome::Coalesced,
+        Outcome::Revalidated,
+        Outcome::Stale,
+        Outcome::Error,
+        Outcome::Other,
+    ];
+
+    /// The label value: `hit`, `miss`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Coalesced => "coalesced",
+            Outcome::Revalidated => "revalidated",
+            Outcome::Stale => "stale",
+            Outcome::Error => "error",
+            Outcome::Other => "other",
+        }
+    }
+
+    /// Classifies a finished request.
+    pub fn of(status: u16, tag: Option<&str>) -> Outcome {
+        if status >= 400 {
+            return Outcome::Error;
+        }
+        match tag {
+            Some("HIT") => Outcome::Hit,
+            Some("MISS") => Outcome::Miss,
+            Some("COALESCED") => Outcome::Coalesced,
+            Some("REVALIDATED") => Outcome::Revalidated,
+            Some("STALE") => Outcome::Stale,
+            _ => Outcome::Other,
+        }
+    }
+
+    /// Whether the bytes came from our disk rather than a transfer in progress.
+    pub fn from_disk(self) -> bool {
+        matches!(self, Outcome::Hit | Outcome::Revalidated | Outcome::Stale)
+    }
+}
+
+/// Request counters.
+#[derive(Debug)]
+pub struct Metrics {
+    started: Instant,
+    started_at: SystemTime,
+    requests: [AtomicU64; 7],
+    bytes: [AtomicU64; 7],
+    server: OnceLock<Arc<ServerStats>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            requests: Default::default(),
+            bytes: Default::default(),
+            server: OnceLock::new(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one finished request.
+    pub fn record(&self, status: u16, tag: Option<&str>, bytes: u64) {
+        let i = Outcome::of(status, tag) as usize;
+        self.requests[i].fetch_add(1, Ordering::Relaxed);
+        self.bytes[i].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Requests answered with `outcome`.
+    pub fn requests(&self, outcome: Outcome) -> u64 {
+        self.requests[outcome as usize].load(Ordering::Relaxed)
+    }
+
+    /// Body bytes sent for requests answered with `outcome`.
+    pub fn bytes(&self, outcome: Outcome) -> u64 {
+        self.bytes[outcome as usize].load(Ordering::Relaxed)
+    }
+
+    /// Lets the metrics show the server's requests in progress.
+    pub fn attach_server(&self, stats: Arc<ServerStats>) {
+        let _ = self.server.set(stats);
+    }
+
+    /// When the counters started.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// Seconds since the counters started.
+    pub fn uptime(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Requests being answered right now, if the server is attached.
+    pub fn active(&self) -> Option<u64> {
+        self.server
+            .get()
+            .map(|s| s.active.load(Ordering::Relaxed) as u64)
+    }
+}
+
+impl Observer for Metrics {
+    fn finished(&self, done: &Finished<'_>) {
+        self.record(done.status, done.tag, done.bytes);
+    }
+}
+
+/// Everything the metrics endpoint and status page show, taken at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Requests and bytes by outcome.
+    pub outcomes: Vec<(Outcome, u64, u64)>,
+    /// Seconds since start.
+    pub uptime: f64,
+    /// When the process started.
+    pub started_at: SystemTime,
+    /// Requests in progress.
+    pub active: Option<u64>,
+    /// The store's totals.
+    pub cache: IndexStats,
+    /// Each source's health and counters: (health, requests, failures, bytes).
+    pub sources: Vec<(SourceHealth, u64, u64, u64)>,
+    /// Downloads in progress.
+    pub downloads: Vec<FlightInfo>,
+    /// Downloads stored since start.
+    pub stored: u64,
+    /// Downloads that failed since start.
+    pub failed: u64,
+}
+
+impl Snapshot {
+    /// Takes a snapshot.
+    pub fn take(metrics: &Metrics, fetcher: &Fetcher) -> Snapshot {
+        let outcomes = Outcome::ALL
+            .iter()
+            .map(|&o| (o, metrics.requests(o), metrics.bytes(o)))
+            .collect();
+        let sources = fetcher
+            .upstream()
+            .sources()
+            .iter()
+            .map(|s| {
+                (
+                    s.health(),
+                    s.requests.load(Ordering::Relaxed),
+                    s.failures.load(Ordering::Relaxed),
+                    s.bytes.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        let mut downloads = fetcher.flights().list();
+        downloads.sort_by_key(|d| std::cmp::Reverse(d.elapsed));
+        let stats = fetcher.stats();
+        Snapshot {
+            outcomes,
+            uptime: metrics.uptime(),
+            started_at: metrics.started_at(),
+            active: metrics.active(),
+            cache: fetcher.store().index().stats(),
+            sources,
+            downloads,
+            stored: stats.stored.load(Ordering::Relaxed),
+            failed: stats.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, which: impl Fn(Outcome) -> bool) -> (u64, u64) {
+        self.outcomes
+            .iter()
+            .filter(|(o, ..)| which(*o))
+            .fold((0, 0), |(r, b), (_, n, bytes)| (r + n, b + bytes))
+    }
+
+    /// Requests that did not need a download of their own (hits, coalesced,
+    /// revalidated, stale) over all requests for files.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let (served, _) = self.count(|o| {
+            matches!(
+                o,
+                Outcome::Hit | Outcome::Coalesced | Outcome::Revalidated | Outcome::Stale
+            )
+        });
+        let (misses, _) = self.count(|o| o == Outcome::Miss);
+        let all = served + misses;
+        (all > 0).then(|| served as f64 / all as f64)
+    }
+
+    /// Bytes sent to clients for files (every outcome but errors and our own pages).
+    pub fn bytes_sent(&self) -> u64 {
+        self.count(|o| !matches!(o, Outcome::Error | Outcome::Other))
+            .1
+    }
+
+    /// Bytes sent from complete files on disk.
+    pub fn bytes_from_disk(&self) -> u64 {
+        self.count(Outcome::from_disk).1
+    }
+
+    /// Bytes received from the sources.
+    pub fn bytes_upstream(&self) -> u64 {
+        self.sources.iter().map(|s| s.3).sum()
+    }
+
+    /// Bytes clients got that no source had to send again: sent − received.
+    pub fn bytes_saved(&self) -> u64 {
+        self.bytes_sent().saturating_sub(self.bytes_upstream())
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn prometheus(&self) -> String {
+        let mut m = Prom::default();
+        m.family(
+            "requests_total",
+            "counter",
+            "Requests answered, by result (hit, miss, coalesced, revalidated, stale, error, other).",
+        );
+        for (o, n, _) in &self.outcomes {
+            m.sample("requests_total", &[("result", o.name())], *n as f64);
+        }
+        m.family(
+            "sent_bytes_total",
+            "counter",
+            "Body bytes sent to clients, by result.",
+        );
+        for (o, _, bytes) in &self.outcomes {
+            m.sample("sent_bytes_total", &[("result", o.name())], *bytes as f64);
+        }
+        m.family(
+            "served_bytes_total",
+            "counter",
+            "Body bytes sent to clients for files, by where they came from (cache: a complete file on disk; upstream: a download in progress).",
+        );
+        let disk = self.bytes_from_disk();
+        m.sample("served_bytes_total", &[("from", "cache")], disk as f64);
+        m.sample(
+            "served_bytes_total",
+            &[("from", "upstream")],
+            self.bytes_sent().saturating_sub(disk) as f64,
+        );
+        if let Some(active) = self.active {
+            m.family(
+                "requests_in_progress",
+                "gauge",
+                "Requests being answered now.",
+            );
+            m.sample("requests_in_progress", &[], active as f64);
+        }
+        m.family(
+            "upstream_requests_total",
+            "counter",
+            "Requests sent to each source.",
+        );
+        for (h, requests, ..) in &self.sources {
+            m.sample(
+                "upstream_requests_total",
+                &[("source", &h.url)],
+                *requests as f64,
+            );
+        }
+        m.family(
+            "upstream_failures_total",
+            "counter",
+            "Requests to each source that failed (errors, timeouts, 5xx; not 404).",
+        );
+        for (h, _, failures, _) in &self.sources {
+            m.sample(
+                "upstream_failures_total",
+                &[("source", &h.url)],
+                *failures as f64,
+            );
+        }
+        m.family(
+            "upstream_bytes_total",
+            "counter",
+            "Body bytes received from each source.",
+        );
+        for (h, .., bytes) in &self.sources {
+            m.sample("upstream_bytes_total", &[("source", &h.url)], *bytes as f64);
+        }
+        m.family(
+            "upstream_up",
+            "gauge",
+            "1 if the source is tried in order, 0 while it cools down after failing to connect.",
+        );
+        for (h, ..) in &self.sources {
+            m.sample("upstream_up", &[("source", &h.url)], f64::from(!h.down));
+        }
+        m.family(
+            "upstream_latency_seconds",
+            "gauge",
+            "Time to response headers of the last successful request to each source.",
+        );
+        for (h, ..) in &self.sources {
+            if let Some(l) = h.last_latency {
+                m.sample(
+                    "upstream_latency_seconds",
+                    &[("source", &h.url)],
+                    l.as_secs_f64(),
+                );
+            }
+        }
+        m.family(
+            "downloads_in_flight",
+            "gauge",
+            "Downloads in progress in this process.",
+        );
+        m.sample("downloads_in_flight", &[], self.downloads.len() as f64);
+        m.family(
+            "downloads_total",
+            "counter",
+            "Downloads finished, by outcome.",
+        );
+        m.sample(
+            "downloads_total",
+            &[("outcome", "stored")],
+            self.stored as f64,
+        );
+        m.sample(
+            "downloads_total",
+            &[("outcome", "failed")],
+            self.failed as f64,
+        );
+        m.family(
+            "cache_bytes",
+            "gauge",
+            "Bytes in complete files in the cache.",
+        );
+        m.sample("cache_bytes", &[], self.cache.bytes as f64);
+        m.family("cache_files", "gauge", "Complete files in the cache.");
+        m.sample("cache_files", &[], self.cache.files as f64);
+        if let Some(cap) = self.cache.cap {
+            m.family("cache_max_bytes", "gauge", "The --max-size cap.");
+            m.sample("cache_max_bytes", &[], cap as f64);
+        }
+        m.family(
+            "cache_index_ready",
+            "gauge",
+            "1 once the start-up scan of the cache directory has finished.",
+        );
+        m.sample("cache_index_ready", &[], f64::from(self.cache.ready));
+        m.family(
+            "evictions_total",
+            "counter",
+            "Files evicted to keep the cache under --max-size.",
+        );
+        m.sample("evictions_total", &[], self.cache.evictions as f64);
+        m.family(
+            "evicted_bytes_total",
+            "counter",
+            "Bytes evicted to keep the cache under --max-size.",
+        );
+        m.sample("evicted_bytes_total", &[], self.cache.evicted_bytes as f64);
+        m.family(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+        );
+        m.sample("uptime_seconds", &[], self.uptime.floor());
+        m.family("build_info", "gauge", "The running version.");
+        m.sample("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        m.0
+    }
+}
+
+/// A Prometheus text buffer.
+#[derive(Default)]
+struct Prom(String);
+
+impl Prom {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP package_cache_{name} {help}");
+        let _ = writeln!(self.0, "# TYPE package_cache_{name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let _ = write!(self.0, "package_cache_{name}");
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_the_tag_and_status() {
+        assert_eq!(Outcome::of(200, Some("HIT")), Outcome::Hit);
+        assert_eq!(Outcome::of(206, Some("COALESCED")), Outcome::Coalesced);
+        assert_eq!(Outcome::of(304, Some("REVALIDATED")), Outcome::Revalidated);
+        assert_eq!(Outcome::of(404, Some("MISS")), Outcome::Error);
+        assert_eq!(Outcome::of(200, None), Outcome::Other);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let mut p = Prom::default();
+        p.sample("x_total", &[("source", "http://a")], 3.0);
+        p.sample("y", &[], 0.5);
+        assert_eq!(
+            p.0,
+            "package_cache_x_total{source=\"http://a\"} 3\npackage_cache_y 0.5\n"
+        );
+    }
+}
