@@ -243,9 +243,10 @@ impl Snapshot {
         self.sources.iter().map(|s| s.3).sum()
     }
 
-    /// Bytes clients got that no source had to send again: sent − received.
+    /// Bytes clients got without a transfer of their own: served from disk, or shared
+    /// with a download another client started.
     pub fn bytes_saved(&self) -> u64 {
-        self.bytes_sent().saturating_sub(self.bytes_upstream())
+        self.count(|o| o.from_disk() || o == Outcome::Coalesced).1
     }
 
     /// The Prometheus text exposition format (version 0.0.4).

@@ -369,6 +369,11 @@ fn status_shows_downloads_in_progress_and_the_page_is_self_contained() {
     });
     assert!(done, "{json}");
     assert!(json.contains("\"hit_ratio\":0.5000"), "{json}");
+    // Saved: what the hit got from disk; the miss cost a transfer.
+    assert!(
+        json.contains(&format!("\"saved\":{}}}", 400 * KB)),
+        "{json}"
+    );
 
     let page = get(cache.addr, "/-/status");
     assert_eq!(page.status, 200);
