@@ -35,6 +35,11 @@ pub enum Fault {
     IgnoreRange,
 }
 
+/// Chooses extra faults for each request, from its method and decoded path (soak
+/// tests: random faults from a seeded generator). Runs with the mirror's state locked,
+/// so it must not call the mirror.
+pub type FaultPicker = Box<dyn FnMut(&str, &str) -> Vec<Fault> + Send>;
+
 /// A file the fake mirror serves.
 #[derive(Clone, Debug)]
 pub struct FakeFile {
@@ -85,6 +90,8 @@ struct State {
     seen: Vec<Seen>,
     sent: HashMap<String, u64>,
     finished: HashMap<String, usize>,
+    picker: Option<FaultPicker>,
+    active: usize,
 }
 
 /// The fake mirror; stops on drop.
@@ -186,6 +193,32 @@ impl FakeMirror {
             .unwrap_or(0)
     }
 
+    /// Installs (or, with `None`, removes) a picker adding faults to every request
+    /// from now on, after the file's own and the queued ones.
+    pub fn set_picker(&self, picker: Option<FaultPicker>) {
+        self.state.lock().unwrap().picker = picker;
+    }
+
+    /// Connections being served right now (from accept to the last byte or fault).
+    pub fn active(&self) -> usize {
+        self.state.lock().unwrap().active
+    }
+
+    /// `GET` requests so far, by path (one pass, without copying every request).
+    pub fn get_counts(&self) -> HashMap<String, usize> {
+        let s = self.state.lock().unwrap();
+        let mut counts = HashMap::new();
+        for seen in s.seen.iter().filter(|s| s.method == "GET") {
+            *counts.entry(seen.path.clone()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Requests so far.
+    pub fn request_count(&self) -> usize {
+        self.state.lock().unwrap().seen.len()
+    }
+
     /// Complete bodies sent for `path`.
     pub fn finished(&self, path: &str) -> usize {
         self.state
@@ -209,7 +242,28 @@ fn decode(path: &str) -> String {
     package_cache::http::path::decode(path).unwrap_or_else(|_| path.to_owned())
 }
 
+/// Counts a connection in [`FakeMirror::active`] while it lives.
+struct Active<'a>(&'a Mutex<State>);
+
+impl<'a> Active<'a> {
+    fn enter(state: &'a Mutex<State>) -> Active<'a> {
+        state.lock().unwrap().active += 1;
+        Active(state)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.active -= 1;
+    }
+}
+
 fn serve(conn: TcpStream, state: &Mutex<State>) {
+    let _active = Active::enter(state);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut line = String::new();
@@ -247,6 +301,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         let mut faults = file.as_ref().map(|f| f.faults.clone()).unwrap_or_default();
         if let Some(extra) = s.once.get_mut(&path).and_then(VecDeque::pop_front) {
             faults.extend(extra);
+        }
+        if let Some(picker) = s.picker.as_mut() {
+            faults.extend(picker(method, &path));
         }
         (file, faults)
     };

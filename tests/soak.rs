@@ -1,0 +1,1425 @@
+//! Soak: two real package-cache processes sharing one cache directory, in front of a
+//! fake mirror that injects random faults, while clients hammer them, files vanish
+//! from the cache behind their back and the processes are SIGKILLed and restarted.
+//!
+//! Every answer must be right (complete and byte-identical to the mirror's file, or a
+//! 404 for a file the mirror does not have) or visibly failed (an error status, or a
+//! connection that ends before `Content-Length` bytes or the last chunk). A
+//! complete-looking wrong answer, or wrong bytes in a short one, is CORRUPT: one fails
+//! the test. Then, with the chaos over: no temporary file is left once no download
+//! runs; every file in the cache is the mirror's, byte for byte, with its mtime; eight
+//! clients on two processes asking for a cold file cause one upstream GET; with faults
+//! off every file comes through, with one upstream GET per file the cache lacked; and
+//! then every request is a HIT that asks nobody.
+//!
+//! Quick by default (15 to 20 s: `cargo test --test soak`); set `PC_SOAK_SECS` for a
+//! long run, `PC_SOAK_SEED` to replay a seed's choices (a failure prints it; thread
+//! timing still varies), and `PC_SOAK_SUMMARY=FILE` to keep the summary line:
+//!
+//! ```text
+//! PC_SOAK_SECS=600 cargo test --release --test soak -- --nocapture
+//! ```
+//!
+//! Loopback only; every wait is bounded.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex, RwLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::mirror::FaultPicker;
+use support::process::Process;
+use support::*;
+
+/// The mirror's Last-Modified for every file (see [`FakeFile::new`]).
+const MTIME: u64 = 1_600_000_000;
+/// Seconds the servers wait for a silent source (`--read-timeout`).
+const READ_TIMEOUT_SECS: u64 = 2;
+/// Longest a client waits for one read before it calls the server hung.
+const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------
+// Settings
+
+struct Settings {
+    long: bool,
+    /// Length of the chaos phase.
+    chaos: Duration,
+    /// Upper bound on chaos-phase requests.
+    max_requests: u64,
+    files: usize,
+    missing: usize,
+    clients: usize,
+    max_size: usize,
+    /// Mean time between deletions.
+    delete_every: Duration,
+    /// When to kill a server (offsets into the chaos phase; long mode draws them). In
+    /// quick mode kill `i` of `n` also comes once `(i + 1) / (n + 1)` of the requests
+    /// are done, so that a fast machine sees every kill too.
+    kills: Vec<Duration>,
+    /// Probability that an upstream GET gets a fault.
+    fault_rate: f64,
+}
+
+impl Settings {
+    fn from_env(rng: &mut Rng) -> Settings {
+        match std::env::var("PC_SOAK_SECS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            Some(secs) => {
+                let chaos = Duration::from_secs(secs.max(5));
+                let mut kills = Vec::new();
+                let mut at = Duration::from_secs(5);
+                loop {
+                    at += Duration::from_millis(15_000 + rng.below(30_000));
+                    if at + Duration::from_secs(3) >= chaos {
+                        break;
+                    }
+                    kills.push(at);
+                }
+                Settings {
+                    long: true,
+                    chaos,
+                    max_requests: 50_000_000,
+                    files: 400,
+                    missing: 12,
+                    clients: 16,
+                    max_size: 4 << 20,
+                    delete_every: Duration::from_millis(150),
+                    kills,
+                    fault_rate: 0.3,
+                }
+            }
+            None => Settings {
+                long: false,
+                chaos: Duration::from_secs(14),
+                max_requests: 3000,
+                files: 240,
+                missing: 8,
+                clients: 16,
+                max_size: 3 << 20,
+                delete_every: Duration::from_millis(120),
+                kills: vec![
+                    Duration::from_millis(3_000),
+                    Duration::from_millis(6_500),
+                    Duration::from_millis(10_000),
+                ],
+                fault_rate: 0.3,
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A seeded generator (splitmix64): no crates, reproducible choices.
+
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// Uniform in `lo..hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi.saturating_sub(lo).max(1))
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(self.range(lo, hi))
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The content of the file called `name`: `len` bytes derived from the name alone.
+fn content(name: &str, len: usize) -> Vec<u8> {
+    let mut x = fnv(name) | 1;
+    let mut out = vec![0u8; len];
+    for chunk in out.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------
+// The files
+
+struct Spec {
+    /// What the mirror serves it as (and the flat request path).
+    path: String,
+    /// Where the cache keeps it, relative to the cache directory.
+    stored: String,
+    /// Request paths that name it (flat and hashed for distfiles).
+    forms: Vec<String>,
+    /// `None` for a file the mirror does not have.
+    body: Option<Arc<Vec<u8>>>,
+}
+
+impl Spec {
+    fn len(&self) -> usize {
+        self.body.as_ref().map_or(0, |b| b.len())
+    }
+}
+
+/// A size from a few KB to `max`, mostly small, derived from the name.
+fn size_for(name: &str, max: usize) -> usize {
+    let h = fnv(name).rotate_left(17);
+    let r = (h >> 8) as usize;
+    match h % 100 {
+        0..50 => 2_000 + r % 62_000,
+        50..85 => 64_000 + r % 960_000,
+        _ => (1 << 20) + r % (max - (1 << 20)),
+    }
+}
+
+fn make_spec(path: String, len: Option<usize>) -> Spec {
+    let stored = stored(&path);
+    let mut forms = vec![path.clone()];
+    let hashed = format!("/{stored}");
+    if path.starts_with("/distfiles/") && hashed != path {
+        forms.push(hashed);
+    }
+    let name = path.rsplit('/').next().unwrap().to_owned();
+    Spec {
+        body: len.map(|l| Arc::new(content(&name, l))),
+        path,
+        stored,
+        forms,
+    }
+}
+
+/// The chaos files, the missing ones, and the cold files kept for the coalescing phase.
+fn make_files(s: &Settings) -> (Vec<Spec>, Vec<Spec>) {
+    let mut files = Vec::new();
+    for i in 0..s.files {
+        let path = if i % 5 == 4 {
+            format!("/releases/soak/stage3-{i:03}.tar.xz")
+        } else {
+            format!(
+                "/distfiles/soak-{i:03}-{:x}.tar.gz",
+                fnv(&i.to_string()) >> 40
+            )
+        };
+        let name = path.rsplit('/').next().unwrap().to_owned();
+        let len = size_for(&name, s.max_size);
+        files.push(make_spec(path, Some(len)));
+    }
+    for i in 0..s.missing {
+        files.push(make_spec(format!("/distfiles/missing-{i:02}.tar.gz"), None));
+    }
+    let cold = (0..6)
+        .map(|i| make_spec(format!("/distfiles/cold-{i}.tar.bz2"), Some(1_500_000)))
+        .collect();
+    (files, cold)
+}
+
+// ---------------------------------------------------------------------------------
+// Counters
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    ok: AtomicU64,
+    ok_get: AtomicU64,
+    ok_range: AtomicU64,
+    ok_head: AtomicU64,
+    ok_not_found: AtomicU64,
+    keep_alive: AtomicU64,
+    range_as_200: AtomicU64,
+    head_without_length: AtomicU64,
+    failed: AtomicU64,
+    failed_truncated: AtomicU64,
+    failed_connection: AtomicU64,
+    failed_timeout: AtomicU64,
+    corrupt: AtomicU64,
+    bad_meta: AtomicU64,
+    statuses: Mutex<BTreeMap<u16, u64>>,
+    tags: Mutex<BTreeMap<String, u64>>,
+    problems: Mutex<Vec<String>>,
+}
+
+impl Counters {
+    fn note(&self, problem: String) {
+        let mut p = self.problems.lock().unwrap();
+        if p.len() < 40 {
+            eprintln!("soak: {problem}");
+            p.push(problem);
+        }
+    }
+}
+
+const FAULT_KINDS: [&str; 10] = [
+    "reset",
+    "short",
+    "stall-continue",
+    "stall-abort",
+    "header-stall",
+    "5xx",
+    "404",
+    "slow",
+    "no-length",
+    "chunked",
+];
+
+#[derive(Default)]
+struct FaultCounters {
+    by_kind: [AtomicU64; FAULT_KINDS.len()],
+    head: AtomicU64,
+}
+
+impl FaultCounters {
+    fn total(&self) -> u64 {
+        self.by_kind
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + self.head.load(Ordering::Relaxed)
+    }
+
+    fn summary(&self) -> String {
+        let mut parts: Vec<String> = FAULT_KINDS
+            .iter()
+            .zip(&self.by_kind)
+            .map(|(k, c)| format!("{k}={}", c.load(Ordering::Relaxed)))
+            .collect();
+        parts.push(format!("head={}", self.head.load(Ordering::Relaxed)));
+        parts.join(" ")
+    }
+}
+
+/// Random faults for upstream requests while `on` is set.
+fn picker(
+    seed: u64,
+    lens: HashMap<String, usize>,
+    on: Arc<AtomicBool>,
+    rate: f64,
+    counts: Arc<FaultCounters>,
+) -> FaultPicker {
+    let mut rng = Rng(seed);
+    Box::new(move |method, path| {
+        if !on.load(Ordering::SeqCst) || path == "/distfiles/layout.conf" {
+            return Vec::new();
+        }
+        if method == "HEAD" {
+            if !rng.chance(0.15) {
+                return Vec::new();
+            }
+            counts.head.fetch_add(1, Ordering::Relaxed);
+            return if rng.chance(0.5) {
+                vec![Fault::Status(503)]
+            } else {
+                vec![Fault::StallHeaders(rng.millis(100, 3_000))]
+            };
+        }
+        if !rng.chance(rate) {
+            return Vec::new();
+        }
+        let len = lens.get(path).copied().unwrap_or(1000) as u64;
+        let kind = rng.below(FAULT_KINDS.len() as u64) as usize;
+        counts.by_kind[kind].fetch_add(1, Ordering::Relaxed);
+        // Slow enough that clients join (and get headers) before the break.
+        let paced = |rng: &mut Rng| Fault::Rate((len * 1000 / rng.range(200, 1000)).max(16 << 10));
+        let at = rng.below(len) as usize;
+        match FAULT_KINDS[kind] {
+            "reset" => vec![Fault::ResetAfter(at), paced(&mut rng)],
+            "short" => vec![Fault::ShortBody(at), paced(&mut rng)],
+            "stall-continue" => vec![Fault::StallAfter(at, rng.millis(100, 1_200))],
+            "stall-abort" => vec![Fault::StallAfter(
+                at,
+                rng.millis(
+                    READ_TIMEOUT_SECS * 1000 + 600,
+                    READ_TIMEOUT_SECS * 1000 + 1500,
+                ),
+            )],
+            "header-stall" => vec![Fault::StallHeaders(rng.millis(100, 3_000))],
+            "5xx" => vec![Fault::Status([500, 502, 503][rng.below(3) as usize])],
+            "404" => vec![Fault::Status(404)],
+            "slow" => vec![Fault::Rate(
+                (len * 1000 / rng.range(500, 2_500)).max(32 << 10),
+            )],
+            "no-length" => vec![Fault::NoLength],
+            _ => vec![Fault::Chunked],
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// A raw client that never panics: it reports what arrived.
+
+enum Framing {
+    Length(u64),
+    Chunked,
+    Close,
+    None,
+}
+
+struct Got {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    framing: Framing,
+    complete: bool,
+    timed_out: bool,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+enum Answer {
+    /// No status line: refused, reset, or closed first.
+    Nothing {
+        timed_out: bool,
+    },
+    /// Not a status line: the previous response on the connection overran its framing.
+    Garbage(String),
+    Got(Got),
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// A client's connection, kept between requests when they use keep-alive.
+type Kept = Option<(SocketAddr, BufReader<TcpStream>)>;
+
+/// One request on a fresh connection, or with `keep` on the kept one (if it is to
+/// `addr`), which is kept again if the answer was complete and the server did not
+/// say close: a response that overran its framing then shows in the next one.
+fn exchange(
+    kept: &mut Kept,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    from: Option<u64>,
+    keep: bool,
+) -> Answer {
+    let reuse = kept.take().filter(|(a, _)| keep && *a == addr);
+    let mut r = match reuse {
+        Some((_, r)) => r,
+        None => {
+            let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+                return Answer::Nothing { timed_out: false };
+            };
+            let _ = stream.set_read_timeout(Some(CLIENT_READ_TIMEOUT));
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+            BufReader::with_capacity(64 << 10, stream)
+        }
+    };
+    let range = from.map_or(String::new(), |n| format!("Range: bytes={n}-\r\n"));
+    let connection = if keep { "keep-alive" } else { "close" };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: soak\r\n{range}Connection: {connection}\r\n\r\n"
+    );
+    if r.get_mut().write_all(req.as_bytes()).is_err() {
+        return Answer::Nothing { timed_out: false };
+    }
+    let answer = read_answer(&mut r, method);
+    if let Answer::Got(g) = &answer
+        && keep
+        && g.complete
+        && !g.timed_out
+        && !matches!(g.framing, Framing::Close)
+        && !g
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    {
+        *kept = Some((addr, r));
+    }
+    answer
+}
+
+fn read_answer(r: &mut BufReader<TcpStream>, method: &str) -> Answer {
+    let mut line = String::new();
+    match r.read_line(&mut line) {
+        Ok(0) => return Answer::Nothing { timed_out: false },
+        Err(e) => {
+            return Answer::Nothing {
+                timed_out: is_timeout(&e),
+            };
+        }
+        Ok(_) => {}
+    }
+    let status = line
+        .strip_prefix("HTTP/1.")
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse::<u16>().ok());
+    let Some(status) = status else {
+        return Answer::Garbage(line.chars().take(60).collect());
+    };
+    let mut got = Got {
+        status,
+        headers: Vec::new(),
+        body: Vec::new(),
+        framing: Framing::None,
+        complete: false,
+        timed_out: false,
+    };
+    loop {
+        let mut h = String::new();
+        match r.read_line(&mut h) {
+            Ok(0) => return Answer::Got(got),
+            Err(e) => {
+                got.timed_out = is_timeout(&e);
+                return Answer::Got(got);
+            }
+            Ok(_) => {}
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            got.headers.push((n.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    if method == "HEAD" || status == 304 || status == 204 || status < 200 {
+        got.complete = true;
+        return Answer::Got(got);
+    }
+    let chunked = got
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length = got
+        .header("content-length")
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut buf = vec![0u8; 64 << 10];
+    if chunked {
+        got.framing = Framing::Chunked;
+        loop {
+            let mut size = String::new();
+            match r.read_line(&mut size) {
+                Ok(0) => break,
+                Err(e) => {
+                    got.timed_out = is_timeout(&e);
+                    break;
+                }
+                Ok(_) => {}
+            }
+            let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+                break;
+            };
+            if n == 0 {
+                // Trailers (none expected), then the empty line that ends the body.
+                loop {
+                    let mut t = String::new();
+                    match r.read_line(&mut t) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) if t.trim_end().is_empty() => {
+                            got.complete = true;
+                            break;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                break;
+            }
+            let mut chunk = vec![0u8; n + 2];
+            if let Err(e) = r.read_exact(&mut chunk) {
+                got.timed_out = is_timeout(&e);
+                break;
+            }
+            got.body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(len) = length {
+        got.framing = Framing::Length(len);
+        got.body.reserve(len as usize);
+        while (got.body.len() as u64) < len {
+            let want = buf.len().min((len - got.body.len() as u64) as usize);
+            match r.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => got.body.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    got.timed_out = is_timeout(&e);
+                    break;
+                }
+            }
+        }
+        got.complete = got.body.len() as u64 == len;
+    } else {
+        got.framing = Framing::Close;
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => {
+                    got.complete = true;
+                    break;
+                }
+                Ok(n) => got.body.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    got.timed_out = is_timeout(&e);
+                    break;
+                }
+            }
+        }
+    }
+    Answer::Got(got)
+}
+
+// ---------------------------------------------------------------------------------
+// Judging an answer
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Get,
+    Range(u64),
+    Head,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    /// The client can tell it failed.
+    Failed,
+    /// A wrong answer that looks right, or wrong bytes.
+    Corrupt(String),
+}
+
+/// The index of the first byte of `got` that differs from `want`, if any (`got` may be
+/// shorter).
+fn mismatch(got: &[u8], want: &[u8]) -> Option<usize> {
+    if got.len() > want.len() {
+        return Some(want.len());
+    }
+    if got == &want[..got.len()] {
+        return None;
+    }
+    got.iter().zip(want).position(|(a, b)| a != b)
+}
+
+fn judge(spec: &Spec, kind: Kind, answer: &Answer, counters: &Counters) -> Verdict {
+    let got = match answer {
+        Answer::Nothing { timed_out } => {
+            if *timed_out {
+                counters.failed_timeout.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counters.failed_connection.fetch_add(1, Ordering::Relaxed);
+            }
+            return Verdict::Failed;
+        }
+        Answer::Garbage(line) => {
+            return Verdict::Corrupt(format!("not a status line: {line:?}"));
+        }
+        Answer::Got(g) => g,
+    };
+    *counters
+        .statuses
+        .lock()
+        .unwrap()
+        .entry(got.status)
+        .or_default() += 1;
+    if let Some(tag) = got.header("x-cache") {
+        *counters
+            .tags
+            .lock()
+            .unwrap()
+            .entry(tag.to_owned())
+            .or_default() += 1;
+    }
+    if got.timed_out {
+        counters.failed_timeout.fetch_add(1, Ordering::Relaxed);
+    }
+    if !(200..300).contains(&got.status) {
+        if got.status == 404 && spec.body.is_none() {
+            counters.ok_not_found.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Ok;
+        }
+        return Verdict::Failed;
+    }
+    let Some(want) = spec.body.as_deref() else {
+        return Verdict::Corrupt(format!(
+            "{} for a file the mirror does not have",
+            got.status
+        ));
+    };
+    let total = want.len() as u64;
+    let lm = package_cache::http::date::format(UNIX_EPOCH + Duration::from_secs(MTIME));
+    if let Some(l) = got.header("last-modified")
+        && l != lm
+    {
+        counters.bad_meta.fetch_add(1, Ordering::Relaxed);
+        counters.note(format!("Last-Modified {l:?}, want {lm:?}"));
+    }
+    let start = match (kind, got.status) {
+        (Kind::Head, 200) => {
+            return match got.header("content-length").map(str::parse::<u64>) {
+                Some(Ok(n)) if n == total => {
+                    counters.ok_head.fetch_add(1, Ordering::Relaxed);
+                    Verdict::Ok
+                }
+                Some(other) => Verdict::Corrupt(format!(
+                    "HEAD Content-Length {other:?}, file is {total} bytes"
+                )),
+                None => {
+                    counters.head_without_length.fetch_add(1, Ordering::Relaxed);
+                    counters.ok_head.fetch_add(1, Ordering::Relaxed);
+                    Verdict::Ok
+                }
+            };
+        }
+        (_, 200) => {
+            if matches!(kind, Kind::Range(_)) {
+                counters.range_as_200.fetch_add(1, Ordering::Relaxed);
+            }
+            0
+        }
+        (Kind::Range(from), 206) => {
+            let want_cr = format!("bytes {from}-{}/{total}", total - 1);
+            if got.header("content-range") != Some(want_cr.as_str()) {
+                return Verdict::Corrupt(format!(
+                    "Content-Range {:?}, want {want_cr:?}",
+                    got.header("content-range")
+                ));
+            }
+            from
+        }
+        (_, s) => return Verdict::Corrupt(format!("status {s} for {kind:?}")),
+    };
+    let want = &want[start as usize..];
+    match got.framing {
+        Framing::Length(n) if n != want.len() as u64 => {
+            return Verdict::Corrupt(format!(
+                "Content-Length {n}, want {} (from {start} of {total})",
+                want.len()
+            ));
+        }
+        Framing::Close => {
+            return Verdict::Corrupt(format!(
+                "close-delimited body of {} bytes: a short one would look complete",
+                got.body.len()
+            ));
+        }
+        _ => {}
+    }
+    if let Some(at) = mismatch(&got.body, want) {
+        return Verdict::Corrupt(format!(
+            "wrong byte at {} (from {start}; {} of {} bytes arrived, complete={})",
+            start + at as u64,
+            got.body.len(),
+            want.len(),
+            got.complete
+        ));
+    }
+    if !got.complete {
+        counters.failed_truncated.fetch_add(1, Ordering::Relaxed);
+        return Verdict::Failed;
+    }
+    if got.body.len() != want.len() {
+        return Verdict::Corrupt(format!(
+            "complete body of {} bytes, want {}",
+            got.body.len(),
+            want.len()
+        ));
+    }
+    match kind {
+        Kind::Range(_) => counters.ok_range.fetch_add(1, Ordering::Relaxed),
+        _ => counters.ok_get.fetch_add(1, Ordering::Relaxed),
+    };
+    Verdict::Ok
+}
+
+/// Sends one request on a fresh connection and counts its verdict; returns it with
+/// the answer.
+fn run_one(
+    addr: SocketAddr,
+    spec: &Spec,
+    path: &str,
+    kind: Kind,
+    counters: &Counters,
+) -> (Verdict, Answer) {
+    run_on(&mut None, false, addr, spec, path, kind, counters)
+}
+
+/// [`run_one`] on a kept connection if `keep`.
+fn run_on(
+    kept: &mut Kept,
+    keep: bool,
+    addr: SocketAddr,
+    spec: &Spec,
+    path: &str,
+    kind: Kind,
+    counters: &Counters,
+) -> (Verdict, Answer) {
+    let (method, from) = match kind {
+        Kind::Get => ("GET", None),
+        Kind::Range(n) => ("GET", Some(n)),
+        Kind::Head => ("HEAD", None),
+    };
+    let answer = exchange(kept, addr, method, path, from, keep);
+    if keep {
+        counters.keep_alive.fetch_add(1, Ordering::Relaxed);
+    }
+    let verdict = judge(spec, kind, &answer, counters);
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    match &verdict {
+        Verdict::Ok => counters.ok.fetch_add(1, Ordering::Relaxed),
+        Verdict::Failed => counters.failed.fetch_add(1, Ordering::Relaxed),
+        Verdict::Corrupt(why) => {
+            let tag = match &answer {
+                Answer::Got(g) => g.header("x-cache").unwrap_or("-").to_owned(),
+                _ => "-".into(),
+            };
+            counters.note(format!(
+                "CORRUPT {method} {path} {kind:?} via {addr} (X-Cache {tag}): {why}"
+            ));
+            counters.corrupt.fetch_add(1, Ordering::Relaxed)
+        }
+    };
+    (verdict, answer)
+}
+
+// ---------------------------------------------------------------------------------
+// The servers
+
+struct Servers {
+    procs: Mutex<[Option<Process>; 2]>,
+    addrs: RwLock<[SocketAddr; 2]>,
+    args: Vec<String>,
+    /// Log lines of processes that ended.
+    old_logs: Mutex<Vec<String>>,
+}
+
+impl Servers {
+    fn start(mirror: &FakeMirror, cache: &Path) -> Servers {
+        let args: Vec<String> = [
+            "--source",
+            &mirror.url(),
+            "--cache",
+            &cache.display().to_string(),
+            "--read-timeout",
+            &READ_TIMEOUT_SECS.to_string(),
+            "--connect-timeout",
+            "2",
+            "--idle-timeout",
+            "10",
+            "--send-timeout",
+            "10",
+            "--shutdown-grace",
+            "5",
+            "--threads",
+            "96",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let a = Servers::spawn(&args);
+        let b = Servers::spawn(&args);
+        Servers {
+            addrs: RwLock::new([a.addr, b.addr]),
+            procs: Mutex::new([Some(a), Some(b)]),
+            args,
+            old_logs: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn spawn(args: &[String]) -> Process {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Process::start(&args)
+    }
+
+    fn addr(&self, slot: usize) -> SocketAddr {
+        self.addrs.read().unwrap()[slot]
+    }
+
+    /// SIGKILLs the process in `slot`, waits `pause`, starts another on the same cache.
+    fn kill_and_restart(&self, slot: usize, pause: Duration) {
+        let mut procs = self.procs.lock().unwrap();
+        if let Some(mut p) = procs[slot].take() {
+            p.signal(libc::SIGKILL);
+            assert!(
+                p.wait_exit(Duration::from_secs(10)).is_some(),
+                "a SIGKILLed server did not exit"
+            );
+            self.old_logs.lock().unwrap().extend(p.drain_log());
+        }
+        thread::sleep(pause);
+        let p = Servers::spawn(&self.args);
+        self.addrs.write().unwrap()[slot] = p.addr;
+        procs[slot] = Some(p);
+    }
+
+    /// SIGTERM both, wait for them to exit; returns their exit codes.
+    fn stop(&self) -> Vec<Option<i32>> {
+        let mut procs = self.procs.lock().unwrap();
+        let mut codes = Vec::new();
+        for p in procs.iter_mut().flatten() {
+            p.signal(libc::SIGTERM);
+        }
+        for slot in procs.iter_mut() {
+            if let Some(mut p) = slot.take() {
+                codes.push(p.wait_exit(Duration::from_secs(15)).and_then(|s| s.code()));
+                self.old_logs.lock().unwrap().extend(p.drain_log());
+            }
+        }
+        codes
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.old_logs.lock().unwrap().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The cache directory
+
+/// Temporary files (`.x.pc-part`, `.x.pc-lock`, anything hidden) below `root`.
+fn leftovers(root: &Path) -> Vec<String> {
+    list_files(root)
+        .into_iter()
+        .filter(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.')))
+        .collect()
+}
+
+fn parts_exist(root: &Path) -> bool {
+    list_files(root).iter().any(|f| f.ends_with(".pc-part"))
+}
+
+/// Every complete file must be one of ours, byte for byte. Returns the problems.
+fn check_store(root: &Path, by_store: &HashMap<String, &Spec>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for f in list_files(root) {
+        if f.rsplit('/').next().is_some_and(|n| n.starts_with('.')) {
+            continue;
+        }
+        let Some(spec) = by_store.get(&f) else {
+            problems.push(format!("unexpected file {f}"));
+            continue;
+        };
+        let bytes = std::fs::read(root.join(&f)).unwrap_or_default();
+        match spec.body.as_ref().map(|b| b.as_slice()) {
+            None => problems.push(format!("{f} stored, but the mirror does not have it")),
+            Some(want) if bytes != want => problems.push(format!(
+                "{f}: {} bytes stored, want {} (first difference at {:?})",
+                bytes.len(),
+                want.len(),
+                mismatch(&bytes, want)
+            )),
+            Some(_) => {}
+        }
+        let mtime = std::fs::metadata(root.join(&f))
+            .and_then(|m| m.modified())
+            .ok();
+        if mtime != Some(UNIX_EPOCH + Duration::from_secs(MTIME)) {
+            problems.push(format!("{f}: mtime {mtime:?}, want the mirror's"));
+        }
+    }
+    problems
+}
+
+/// Waits until the mirror has served everything and no download is running (no part
+/// file) for a while.
+fn quiesce(mirror: &FakeMirror, root: &Path, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut calm_since: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if mirror.active() == 0 && !parts_exist(root) {
+            let since = *calm_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(500) {
+                return true;
+            }
+        } else {
+            calm_since = None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------------
+// The test
+
+#[test]
+fn soak() {
+    let seed = std::env::var("PC_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                ^ u64::from(std::process::id())
+        });
+    let outcome = std::panic::catch_unwind(|| run(seed));
+    if let Err(e) = outcome {
+        eprintln!("soak FAILED with seed {seed}: rerun with PC_SOAK_SEED={seed}");
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn run(seed: u64) {
+    let began = Instant::now();
+    let mut rng = Rng(seed);
+    let s = Settings::from_env(&mut rng);
+    let (files, cold) = make_files(&s);
+    let (files, cold) = (Arc::new(files), Arc::new(cold));
+    let present: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].body.is_some())
+        .collect();
+    let missing: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].body.is_none())
+        .collect();
+    let total_bytes: usize = files.iter().map(Spec::len).sum();
+    eprintln!(
+        "soak: seed {seed}, {} mode: {} files ({} MB) + {} missing, {} clients, {:?} or {} requests, kills at {:?}",
+        if s.long { "long" } else { "quick" },
+        present.len(),
+        total_bytes >> 20,
+        missing.len(),
+        s.clients,
+        s.chaos,
+        s.max_requests,
+        s.kills
+    );
+
+    let mirror = FakeMirror::start();
+    for f in files.iter() {
+        if let Some(b) = &f.body {
+            mirror.put(&f.path, b.as_slice().to_vec());
+        }
+    }
+    for f in cold.iter() {
+        let len = f.len() as u64;
+        // About a second upstream: every client of the coalescing phase is there
+        // before it ends.
+        mirror.put_file(
+            &f.path,
+            FakeFile::new(f.body.as_ref().unwrap().as_slice().to_vec())
+                .with_fault(Fault::Rate(len)),
+        );
+    }
+    let faults_on = Arc::new(AtomicBool::new(true));
+    let fault_counts = Arc::new(FaultCounters::default());
+    let lens = files
+        .iter()
+        .map(|f| (f.path.clone(), f.len()))
+        .collect::<HashMap<_, _>>();
+    mirror.set_picker(Some(picker(
+        rng.next(),
+        lens,
+        faults_on.clone(),
+        s.fault_rate,
+        fault_counts.clone(),
+    )));
+
+    let dir = TempDir::new("soak");
+    let root = dir.path().to_path_buf();
+    let servers = Arc::new(Servers::start(&mirror, &root));
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicU64::new(0));
+    let deletions = Arc::new(AtomicU64::new(0));
+
+    // --- Phase 1: chaos --------------------------------------------------------
+    let chaos_start = Instant::now();
+    let deadline = chaos_start + s.chaos;
+    // A hot set that many clients want at once (and that gets deleted often).
+    let hot: Vec<usize> = (0..16)
+        .map(|_| present[rng.below(present.len() as u64) as usize])
+        .collect();
+    let clients: Vec<_> = (0..s.clients)
+        .map(|t| {
+            let (files, servers, counters, stop) = (
+                files.clone(),
+                servers.clone(),
+                counters.clone(),
+                stop.clone(),
+            );
+            let (present, missing, hot) = (present.clone(), missing.clone(), hot.clone());
+            let mut rng = Rng(rng.next());
+            let max = s.max_requests;
+            // A quarter of the clients keep their connections open between requests.
+            let keeps = t % 4 == 3;
+            thread::spawn(move || {
+                let mut kept: Kept = None;
+                let mut n = t;
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    if counters.requests.load(Ordering::Relaxed) >= max {
+                        break;
+                    }
+                    n += 1;
+                    let r = rng.below(100);
+                    let i = if r < 4 {
+                        missing[rng.below(missing.len() as u64) as usize]
+                    } else if r < 45 {
+                        hot[rng.below(hot.len() as u64) as usize]
+                    } else {
+                        present[rng.below(present.len() as u64) as usize]
+                    };
+                    let spec = &files[i];
+                    let path = &spec.forms[rng.below(spec.forms.len() as u64) as usize];
+                    let kind = match rng.below(100) {
+                        0..72 => Kind::Get,
+                        72..90 if spec.len() > 0 => Kind::Range(rng.below(spec.len() as u64)),
+                        _ => Kind::Head,
+                    };
+                    // Keep-alive clients stay with one server for a few requests.
+                    let slot = if keeps { (n / 4) % 2 } else { n % 2 };
+                    let addr = servers.addr(slot);
+                    let (_, answer) = run_on(&mut kept, keeps, addr, spec, path, kind, &counters);
+                    if matches!(answer, Answer::Nothing { .. }) {
+                        // Refused: a server is being restarted. Back off a little.
+                        thread::sleep(rng.millis(20, 120));
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let chaos = {
+        let (files, servers, stop, kills, deletions, counters) = (
+            files.clone(),
+            servers.clone(),
+            stop.clone(),
+            kills.clone(),
+            deletions.clone(),
+            counters.clone(),
+        );
+        let hot = hot.clone();
+        let (long, max_requests) = (s.long, s.max_requests);
+        let root = root.clone();
+        let mut rng = Rng(rng.next());
+        let plan = s.kills.clone();
+        let delete_every = s.delete_every;
+        thread::spawn(move || {
+            let mut next_kill = 0;
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                thread::sleep(rng.millis(
+                    delete_every.as_millis() as u64 / 4,
+                    delete_every.as_millis() as u64 * 7 / 4,
+                ));
+                // Delete a complete file behind the servers' back (often a hot one, so
+                // that many clients miss it at once).
+                for _ in 0..5 {
+                    let i = if rng.chance(0.4) {
+                        hot[rng.below(hot.len() as u64) as usize]
+                    } else {
+                        rng.below(files.len() as u64) as usize
+                    };
+                    let spec = &files[i];
+                    if std::fs::remove_file(root.join(&spec.stored)).is_ok() {
+                        deletions.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+                let done = counters.requests.load(Ordering::Relaxed);
+                let by_count = !long
+                    && done >= max_requests * (next_kill as u64 + 1) / (plan.len() as u64 + 1);
+                if next_kill < plan.len() && (by_count || chaos_start.elapsed() >= plan[next_kill])
+                {
+                    next_kill += 1;
+                    let slot = rng.below(2) as usize;
+                    let pause = rng.millis(0, 400);
+                    servers.kill_and_restart(slot, pause);
+                    kills.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    for c in clients {
+        c.join().expect("a client thread panicked");
+    }
+    stop.store(true, Ordering::SeqCst);
+    chaos.join().expect("the chaos thread panicked");
+    faults_on.store(false, Ordering::SeqCst);
+    let chaos_time = chaos_start.elapsed();
+    let chaos_requests = counters.requests.load(Ordering::Relaxed);
+    eprintln!(
+        "soak: chaos phase: {chaos_requests} requests in {:.1}s, {} corrupt so far",
+        chaos_time.as_secs_f64(),
+        counters.corrupt.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        counters.corrupt.load(Ordering::Relaxed),
+        0,
+        "CORRUPT answers during the chaos phase (seed {seed}): {:#?}",
+        counters.problems.lock().unwrap()
+    );
+
+    // --- Phase 2: quiet; the downloads still running finish ------------------------
+    assert!(
+        quiesce(&mirror, &root, Duration::from_secs(30)),
+        "downloads still running 30 s after the chaos stopped (seed {seed}): mirror active {}, parts {:?}",
+        mirror.active(),
+        leftovers(&root)
+    );
+    // Both processes started after the last kill, so their start-up sweep removes what
+    // the killed ones left; nothing else may remain once no download runs.
+    let clean = wait_until(Duration::from_secs(5), || leftovers(&root).is_empty());
+    let left_after_chaos = leftovers(&root);
+    assert!(
+        clean,
+        "temporary files left with no download running (seed {seed}): {left_after_chaos:?}"
+    );
+    let by_store: HashMap<String, &Spec> = files
+        .iter()
+        .chain(cold.iter())
+        .map(|f| (f.stored.clone(), f))
+        .collect();
+    let problems = check_store(&root, &by_store);
+    assert!(
+        problems.is_empty(),
+        "the cache holds wrong files (seed {seed}): {problems:#?}"
+    );
+    let stored_after_chaos = list_files(&root).len();
+
+    // --- Phase 3: coalescing, no faults, no deletions --------------------------------
+    // 8 clients per cold file, half on each process, all at once: one upstream GET each.
+    let per_file = 8;
+    let barrier = Arc::new(Barrier::new(cold.len() * per_file));
+    let herd: Vec<_> = (0..cold.len() * per_file)
+        .map(|k| {
+            let (cold, servers, counters, barrier) = (
+                cold.clone(),
+                servers.clone(),
+                counters.clone(),
+                barrier.clone(),
+            );
+            thread::spawn(move || {
+                let spec = &cold[k / per_file];
+                let addr = servers.addr(k % 2);
+                barrier.wait();
+                run_one(
+                    addr,
+                    spec,
+                    &spec.forms[k % spec.forms.len()],
+                    Kind::Get,
+                    &counters,
+                )
+                .0
+            })
+        })
+        .collect();
+    let herd: Vec<Verdict> = herd.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        herd.iter().all(|v| *v == Verdict::Ok),
+        "coalesced clients failed (seed {seed}): {herd:?}"
+    );
+    let gets = mirror.get_counts();
+    for f in cold.iter() {
+        assert_eq!(
+            gets.get(&f.path).copied().unwrap_or(0),
+            1,
+            "{per_file} clients on two processes, one upstream GET for {} (seed {seed})",
+            f.path
+        );
+    }
+
+    // --- Phase 4: fill; every file once, no faults: all succeed, one GET per absent file
+    let before = mirror.get_counts();
+    let absent: HashSet<usize> = present
+        .iter()
+        .copied()
+        .filter(|&i| !root.join(&files[i].stored).exists())
+        .collect();
+    let fill = |slot_of: fn(usize) -> usize, what: &str| -> Vec<String> {
+        let next = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..s.clients)
+            .map(|_| {
+                let (files, servers, counters, next, present) = (
+                    files.clone(),
+                    servers.clone(),
+                    counters.clone(),
+                    next.clone(),
+                    present.clone(),
+                );
+                thread::spawn(move || {
+                    let mut bad = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::SeqCst) as usize;
+                        let Some(&i) = present.get(k) else { break };
+                        let spec = &files[i];
+                        let path = &spec.forms[k % spec.forms.len()];
+                        let (v, answer) =
+                            run_one(servers.addr(slot_of(k)), spec, path, Kind::Get, &counters);
+                        let tag = match &answer {
+                            Answer::Got(g) => g.header("x-cache").unwrap_or("-").to_owned(),
+                            _ => "no answer".into(),
+                        };
+                        bad.push((i, v, tag));
+                    }
+                    bad
+                })
+            })
+            .collect();
+        let mut results: Vec<(usize, Verdict, String)> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        results.sort_by_key(|r| r.0);
+        results
+            .into_iter()
+            .filter(|(_, v, tag)| *v != Verdict::Ok || (what == "hit" && tag != "HIT"))
+            .map(|(i, v, tag)| format!("{} {v:?} X-Cache {tag}", files[i].path))
+            .collect()
+    };
+    let bad = fill(|k| k % 2, "fill");
+    assert!(
+        bad.is_empty(),
+        "with faults off, every file must come through (seed {seed}): {bad:#?}"
+    );
+    let after = mirror.get_counts();
+    let mut wrong_counts = Vec::new();
+    for &i in &present {
+        let f = &files[i];
+        let delta =
+            after.get(&f.path).copied().unwrap_or(0) - before.get(&f.path).copied().unwrap_or(0);
+        let want = usize::from(absent.contains(&i));
+        if delta != want {
+            wrong_counts.push(format!("{}: {delta} upstream GETs, want {want}", f.path));
+        }
+    }
+    assert!(
+        wrong_counts.is_empty(),
+        "one upstream GET per absent file, none per stored one (seed {seed}): {wrong_counts:#?}"
+    );
+
+    // --- Phase 5: everything is a HIT now, on the other process too -----------------
+    // Clients get their last byte before the fsync and rename: wait for those.
+    assert!(
+        quiesce(&mirror, &root, Duration::from_secs(10)),
+        "downloads still running after the fill (seed {seed})"
+    );
+    let bad = fill(|k| (k + 1) % 2, "hit");
+    assert!(
+        bad.is_empty(),
+        "every file stored and served from disk (seed {seed}): {bad:#?}"
+    );
+    assert_eq!(mirror.get_counts(), after, "hits ask nobody (seed {seed})");
+    for &i in &missing {
+        let spec = &files[i];
+        let (v, _) = run_one(servers.addr(i % 2), spec, &spec.path, Kind::Get, &counters);
+        assert_eq!(v, Verdict::Ok, "404 for {} (seed {seed})", spec.path);
+    }
+
+    // --- Phase 6: graceful stop; the store is complete and clean --------------------
+    let codes = servers.stop();
+    let left_at_end = leftovers(&root);
+    let problems = check_store(&root, &by_store);
+    let logs = servers.logs();
+    let panics: Vec<&String> = logs.iter().filter(|l| l.contains("panick")).collect();
+    let warnings = logs.iter().filter(|l| l.contains(" WARN ")).count();
+    let errors: Vec<&String> = logs.iter().filter(|l| l.contains(" ERROR ")).collect();
+
+    let c = &counters;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let summary = format!(
+        "soak summary: mode={} seed={seed} secs={:.1} (chaos {:.1}) files={} ({} MB) \
+         requests={} (chaos {chaos_requests}) ok={} [get={} range={} head={} not-found={} \
+         range-as-200={} head-without-length={} keep-alive={}] visibly-failed={} [truncated={} \
+         connection={} timeout={} statuses={:?}] faults={} [{}] kills={} deletions={} \
+         corrupt={} bad-meta={} leftovers-after-chaos={} leftovers-at-end={} \
+         store-problems={} stored-after-chaos={stored_after_chaos} final-files={} \
+         x-cache={:?} upstream-requests={} coalescing={}x{per_file}->1 \
+         exit-codes={codes:?} server-warnings={warnings} server-errors={} panics={}",
+        if s.long { "long" } else { "quick" },
+        began.elapsed().as_secs_f64(),
+        chaos_time.as_secs_f64(),
+        present.len(),
+        total_bytes >> 20,
+        load(&c.requests),
+        load(&c.ok),
+        load(&c.ok_get),
+        load(&c.ok_range),
+        load(&c.ok_head),
+        load(&c.ok_not_found),
+        load(&c.range_as_200),
+        load(&c.head_without_length),
+        load(&c.keep_alive),
+        load(&c.failed),
+        load(&c.failed_truncated),
+        load(&c.failed_connection),
+        load(&c.failed_timeout),
+        c.statuses.lock().unwrap(),
+        fault_counts.total(),
+        fault_counts.summary(),
+        load(&kills),
+        load(&deletions),
+        load(&c.corrupt),
+        load(&c.bad_meta),
+        left_after_chaos.len(),
+        left_at_end.len(),
+        problems.len(),
+        list_files(&root).len(),
+        c.tags.lock().unwrap(),
+        mirror.request_count(),
+        cold.len(),
+        errors.len(),
+        panics.len(),
+    );
+    eprintln!("{summary}");
+    if let Ok(path) = std::env::var("PC_SOAK_SUMMARY") {
+        let _ = std::fs::write(PathBuf::from(path), format!("{summary}\n"));
+    }
+    assert_eq!(load(&c.corrupt), 0, "CORRUPT answers (seed {seed})");
+    assert_eq!(load(&c.bad_meta), 0, "wrong Last-Modified (seed {seed})");
+    assert!(
+        problems.is_empty(),
+        "store after stop (seed {seed}): {problems:#?}"
+    );
+    assert!(
+        left_at_end.is_empty(),
+        "temporary files after a graceful stop (seed {seed}): {left_at_end:?}"
+    );
+    assert!(
+        panics.is_empty(),
+        "server panics (seed {seed}): {panics:#?}"
+    );
+    assert!(
+        errors.is_empty(),
+        "server errors (seed {seed}): {errors:#?}"
+    );
+    assert_eq!(codes, [Some(0), Some(0)], "graceful exits (seed {seed})");
+    assert_eq!(
+        load(&c.failed_timeout),
+        0,
+        "a client waited {CLIENT_READ_TIMEOUT:?} for a byte: a hung response (seed {seed})"
+    );
+    assert!(
+        load(&c.ok) > 0 && load(&c.failed) > 0 && fault_counts.total() > 0,
+        "the soak exercised both outcomes (seed {seed})"
+    );
+    assert!(
+        began.elapsed() < s.chaos + Duration::from_secs(if s.long { 300 } else { 40 }),
+        "took {:?} (seed {seed})",
+        began.elapsed()
+    );
+}
