@@ -135,7 +135,7 @@ fn client_holds_first_bytes_while_the_source_is_still_sending() {
 }
 
 #[test]
-fn upstream_without_length_is_streamed_chunked_and_stored() {
+fn upstream_without_length_is_streamed_but_never_stored() {
     let mirror = FakeMirror::start();
     let data = bytes(300_000, 3);
     mirror.put_file(
@@ -145,12 +145,24 @@ fn upstream_without_length_is_streamed_chunked_and_stored() {
     let cache = TestCache::start(&[mirror.url()]);
     let r = cache.get("/p/Packages");
     assert_eq!(r.status, 200);
-    assert!(r.chunked && r.complete);
+    assert!(r.complete);
     assert_eq!(r.body, data);
     cache.settle();
-    assert_eq!(cache.cached("/p/Packages").as_deref(), Some(&data[..]));
-    let hit = cache.get("/p/Packages");
-    assert_eq!(hit.header("content-length"), Some("300000"));
+    // A body that ends with the connection cannot be told from a cut one: not kept.
+    assert_eq!(cache.cached("/p/Packages"), None);
+    assert_eq!(cache.files(), Vec::<String>::new());
+    assert_eq!(cache.get("/p/Packages").body, data);
+    assert_eq!(mirror.gets("/p/Packages"), 2);
+    // Cut short, it is passed on as received and still not kept.
+    mirror.put_file(
+        "/p/cut",
+        FakeFile::new(data.clone())
+            .with_fault(Fault::NoLength)
+            .with_fault(Fault::ShortBody(100_000)),
+    );
+    assert_eq!(cache.get("/p/cut").body.len(), 100_000);
+    cache.settle();
+    assert_eq!(cache.files(), Vec::<String>::new());
 }
 
 #[test]

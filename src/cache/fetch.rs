@@ -228,6 +228,16 @@ impl Fetcher {
                 };
                 // Clients have every byte now; the fsync and rename happen after.
                 flight.finish(Phase::Complete(meta.clone()));
+                if fetched.close_delimited {
+                    // Its end cannot be verified: a cut connection looks the same. It
+                    // was passed on as received, but is not kept.
+                    debug!(
+                        "not storing {}: {} sent no length",
+                        plan.key.as_str(),
+                        fetched.url
+                    );
+                    return;
+                }
                 let target = lease.target().to_path_buf();
                 match lease.commit(&part, meta.modified) {
                     Ok(()) => {
@@ -261,6 +271,11 @@ impl Fetcher {
                 )
             }
             CopyEnd::Disk(n, e) => {
+                // Followers in other processes continue from the source too. The lock
+                // file already has a block, so this write fits on a full disk.
+                if let Err(e) = lease.publish_disk_failure(n) {
+                    debug!("cannot mark {} as a disk failure: {e}", plan.key.as_str());
+                }
                 warn!(
                     "cannot write {}: {e}; serving {} without storing it",
                     lease.target().display(),
@@ -304,7 +319,18 @@ impl Fetcher {
                 return;
             }
         };
-        flight.begin(meta.clone(), part.clone(), None);
+        // If the other process's disk fails, readers continue from our first source
+        // (`GrowingReader` checks that its file has the same length).
+        let origin = plan
+            .ask
+            .paths
+            .iter()
+            .position(Option::is_some)
+            .map(|source| Origin {
+                source,
+                path: plan.ask.paths[source].clone().unwrap_or_default(),
+            });
+        flight.begin(meta.clone(), part.clone(), origin);
         let mut written = 0;
         loop {
             let alive = watch.leader_alive();
@@ -327,6 +353,11 @@ impl Fetcher {
                         len: Some(written),
                         ..meta
                     }));
+                } else if let Some(stored) = watch.disk_failure() {
+                    flight.finish(Phase::Broken {
+                        reason: "the disk refused the file in another process".into(),
+                        disk_at: Some(stored.min(written)),
+                    });
                 } else {
                     flight.finish(Phase::Broken {
                         reason: "the download in another process failed".into(),

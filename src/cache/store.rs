@@ -94,9 +94,10 @@ impl Meta {
         format!("pc1 {len} {mtime} {etag}\n")
     }
 
-    /// Parses [`Meta::encode`]'s output; `None` if incomplete or foreign.
+    /// Parses [`Meta::encode`]'s output (the first line); `None` if incomplete or
+    /// foreign.
     fn decode(text: &str) -> Option<Meta> {
-        let line = text.strip_suffix('\n')?;
+        let line = text.split_inclusive('\n').next()?.strip_suffix('\n')?;
         let mut fields = line.splitn(4, ' ');
         if fields.next()? != "pc1" {
             return None;
@@ -359,6 +360,15 @@ impl Lease {
         self.lock.write_all_at(meta.encode().as_bytes(), 0)
     }
 
+    /// Tells followers in other processes that writing to disk failed after `stored`
+    /// bytes while the source was fine, so they continue from the source instead of
+    /// failing: a line `disk N` after the metadata. Call it before dropping the lease.
+    pub fn publish_disk_failure(&self, stored: u64) -> io::Result<()> {
+        let at = self.lock.metadata()?.len();
+        self.lock
+            .write_all_at(format!("disk {stored}\n").as_bytes(), at)
+    }
+
     /// Makes the download permanent: fsync, set the modification time, rename into
     /// place, remove the lock file.
     pub fn commit(mut self, part: &File, modified: Option<SystemTime>) -> io::Result<()> {
@@ -401,6 +411,18 @@ impl Watch {
         let mut buf = [0u8; 1024];
         let n = self.lock.read_at(&mut buf, 0).ok()?;
         Meta::decode(std::str::from_utf8(&buf[..n]).ok()?)
+    }
+
+    /// Bytes the leader had stored when the disk refused the rest, if it said so (see
+    /// [`Lease::publish_disk_failure`]).
+    pub fn disk_failure(&self) -> Option<u64> {
+        let mut buf = [0u8; 1100];
+        let n = self.lock.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        text.lines()
+            .skip(1)
+            .find_map(|l| l.strip_prefix("disk "))
+            .and_then(|n| n.trim().parse().ok())
     }
 
     /// Opens the leader's partial file, if it still exists.

@@ -77,6 +77,9 @@ pub struct Fetched {
     pub meta: Meta,
     /// For a 206, the offset of the first byte sent.
     pub range_start: Option<u64>,
+    /// The body has neither a length nor chunked framing: it ends where the connection
+    /// does, so a source that stops early cannot be told from one that finished.
+    pub close_delimited: bool,
     /// The body.
     pub body: Box<dyn Read + Send>,
 }
@@ -322,6 +325,8 @@ impl Upstream {
         let headers = response.headers();
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let content_length = text("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let chunked =
+            text("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         let (len, range_start) = if status == 206 {
             match text("content-range").and_then(parse_content_range) {
                 Some((start, total)) if Some(start) == ask.from => (total, Some(start)),
@@ -343,6 +348,7 @@ impl Upstream {
             status,
             meta,
             range_start,
+            close_delimited: content_length.is_none() && !chunked,
             body: Box::new(Counted {
                 inner: body,
                 source: source.clone(),
