@@ -188,7 +188,21 @@ impl Mirror {
             let tag = if started { "MISS" } else { "COALESCED" };
             match ticket.flight().wait_for_headers() {
                 Phase::Streaming(meta) | Phase::Complete(meta) => {
-                    return Outcome::Streaming(ticket, meta, tag);
+                    // The response head leaves with the first body byte anyway: wait
+                    // for it, so that a download that breaks before sending anything
+                    // is retried (and, if it keeps breaking, answered with a 502)
+                    // instead of closing the connection without a response.
+                    let (written, phase, _) = ticket.flight().wait_beyond(0);
+                    match phase {
+                        Phase::Broken {
+                            reason,
+                            disk_at: None,
+                        } if written == 0 => {
+                            last_break = reason;
+                            continue;
+                        }
+                        _ => return Outcome::Streaming(ticket, meta, tag),
+                    }
                 }
                 Phase::NotModified => return Outcome::NotModified,
                 Phase::Failed(e) => return Outcome::Failed(e),

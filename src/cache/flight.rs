@@ -276,7 +276,11 @@ impl Flights {
     /// never looks abandoned.
     pub fn join(&self, key: &Key) -> (Ticket, bool) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(f) = map.get(key) {
+        // A download that broke is still listed until its thread ends: a client that
+        // starts over must get a new one, not the broken one again.
+        if let Some(f) = map.get(key)
+            && !matches!(f.phase(), Phase::Broken { .. } | Phase::LeaderGone)
+        {
             return (f.attach(), false);
         }
         let flight = Arc::new(Flight::new(key.clone()));
