@@ -387,12 +387,9 @@ fn a_full_disk_still_serves_whole_files_and_stores_nothing_partial() {
 
 /// Two processes share the cache on a full disk: the client of the process that
 /// follows the other's download (through the part file) must still get the whole file,
-/// as README.rst promises for a full disk.
-///
-/// KNOWN BUG (found by this test): the follower sees the leader's lock released with
-/// the part file short and breaks its clients' responses (a visible failure, never a
-/// corrupt one), instead of continuing from the source as the leader's own clients do.
-/// The assertion marked BUG below fails until `fetch.rs` is fixed; see the report.
+/// as README.rst promises for a full disk. (It used to see the leader's lock released
+/// with the part file short and cut its client off; the leader now notes the disk
+/// failure in its lock file and followers continue from the source.)
 #[test]
 fn a_process_following_a_download_on_a_full_disk_still_serves_the_whole_file() {
     let Some(disk) = tmpfs_or_skip("8m") else {
@@ -424,10 +421,9 @@ fn a_process_following_a_download_on_a_full_disk_still_serves_the_whole_file() {
         &big[..f.body.len()],
         "what the follower got is right"
     );
-    // BUG: fails today: the follower's body stops where the disk filled.
     assert!(
         f.complete,
-        "BUG: the following process's client got {} of {} bytes and a closed connection",
+        "the following process's client got {} of {} bytes and a closed connection",
         f.body.len(),
         big.len()
     );
