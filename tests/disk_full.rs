@@ -16,7 +16,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use package_cache::cache::fetch::Fetcher;
-use package_cache::config::Config;
 use package_cache::http::RunningServer;
 use support::process::Process;
 use support::*;
@@ -136,19 +135,7 @@ struct Cache {
 
 impl Cache {
     fn start(root: &Path, sources: &[String]) -> Cache {
-        let config = Config {
-            sources: sources.to_vec(),
-            host: "127.0.0.1".into(),
-            port: 0,
-            cache: root.to_path_buf(),
-            threads: 32,
-            connect_timeout: Duration::from_secs(2),
-            read_timeout: Duration::from_secs(2),
-            idle_timeout: Duration::from_secs(5),
-            send_timeout: Duration::from_secs(5),
-            shutdown_grace: Duration::from_secs(2),
-            ..Config::default()
-        };
+        let config = support::config(root, sources);
         let (server, fetcher) = package_cache::app::start(&config).expect("start package-cache");
         Cache {
             addr: server.local_addr(),

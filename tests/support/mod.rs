@@ -48,6 +48,23 @@ impl Drop for TempDir {
     }
 }
 
+/// Test-friendly settings: 127.0.0.1 port 0, 32 threads, short timeouts.
+pub fn config(cache: &Path, sources: &[String]) -> Config {
+    Config {
+        sources: sources.to_vec(),
+        host: "127.0.0.1".into(),
+        port: 0,
+        cache: cache.to_path_buf(),
+        threads: 32,
+        connect_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(5),
+        send_timeout: Duration::from_secs(5),
+        shutdown_grace: Duration::from_secs(2),
+        ..Config::default()
+    }
+}
+
 /// A package-cache running in this process on 127.0.0.1 with a temporary cache.
 pub struct TestCache {
     pub server: Option<RunningServer>,
@@ -74,19 +91,7 @@ impl TestCache {
         sources: &[String],
         tweak: impl FnOnce(&mut Config),
     ) -> TestCache {
-        let mut config = Config {
-            sources: sources.to_vec(),
-            host: "127.0.0.1".into(),
-            port: 0,
-            cache: dir.path().to_path_buf(),
-            threads: 32,
-            connect_timeout: Duration::from_secs(2),
-            read_timeout: Duration::from_secs(2),
-            idle_timeout: Duration::from_secs(5),
-            send_timeout: Duration::from_secs(5),
-            shutdown_grace: Duration::from_secs(2),
-            ..Config::default()
-        };
+        let mut config = config(dir.path(), sources);
         tweak(&mut config);
         let (server, fetcher) = package_cache::app::start(&config).expect("start package-cache");
         let addr = server.local_addr();
@@ -129,6 +134,7 @@ impl Drop for TestCache {
         if let Some(s) = self.server.take() {
             let _ = s.stop();
         }
+        self.fetcher.store().index().stop();
     }
 }
 
