@@ -74,18 +74,18 @@ pub fn parse(text: &str) -> Option<SystemTime> {
             // IMF-fixdate: 06 Nov 1994 08:49:37 GMT; RFC 850: 06-Nov-94 08:49:37 GMT
             [d, mo, y, time, "GMT"] => {
                 let year = match y.len() {
-                    4 => y.parse::<i64>().ok()?,
+                    4 => number(y)?,
                     // RFC 850 two-digit years: the RFC asks to read a year more than 50
                     // years in the future as the past; for HTTP's purposes 70..99 is the
                     // 1900s and the rest the 2000s.
                     2 => {
-                        let yy = y.parse::<i64>().ok()?;
+                        let yy = number(y)?;
                         if yy >= 70 { 1900 + yy } else { 2000 + yy }
                     }
                     _ => return None,
                 };
                 let (h, mi, s) = parse_time(time)?;
-                (year, month(mo)?, d.parse().ok()?, h, mi, s)
+                (year, month(mo)?, number(d)?, h, mi, s)
             }
             _ => return None,
         }
@@ -95,7 +95,7 @@ pub fn parse(text: &str) -> Option<SystemTime> {
         match fields.as_slice() {
             [_, mo, d, time, y] if y.len() == 4 => {
                 let (h, mi, s) = parse_time(time)?;
-                (y.parse().ok()?, month(mo)?, d.parse().ok()?, h, mi, s)
+                (number(y)?, month(mo)?, number(d)?, h, mi, s)
             }
             _ => return None,
         }
@@ -119,9 +119,17 @@ fn parse_time(t: &str) -> Option<(i64, i64, i64)> {
     if it.next().is_some() || h.len() != 2 || m.len() != 2 || s.len() != 2 {
         return None;
     }
-    let (h, m, s): (i64, i64, i64) = (h.parse().ok()?, m.parse().ok()?, s.parse().ok()?);
+    let (h, m, s) = (number(h)?, number(m)?, number(s)?);
     // A leap second (60) is read as the last second of the minute.
     (h < 24 && m < 60 && s <= 60).then_some((h, m, s.min(59)))
+}
+
+/// A field of ASCII digits (`str::parse` alone would also take a sign: `-1`, `+6`).
+fn number(field: &str) -> Option<i64> {
+    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    field.parse().ok()
 }
 
 fn month(name: &str) -> Option<i64> {
@@ -204,6 +212,11 @@ mod tests {
             "Sun, 06 Nov 1994 8:49:37 GMT",
             "Sun, 06 Nov 19944 08:49:37 GMT",
             "Sun, 99999999999999999999 Nov 1994 08:49:37 GMT",
+            // Signed fields: an asctime hour of -1 used to mean the day before.
+            "Sun Nov  6 -1:49:37 1994",
+            "Sun Nov +6 08:49:37 1994",
+            "Sun, +6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:+9:37 GMT",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }

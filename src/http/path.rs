@@ -157,10 +157,15 @@ fn hex_value(b: u8) -> Option<u8> {
 
 /// `http://host[:port]/path` → `/path`; `/path` stays; anything else is `None`.
 fn strip_origin(target: &str) -> Option<&str> {
+    // Compared as bytes: slicing the str could split a multi-byte character.
     let lower_scheme = |s: &str| {
         ["http://", "https://"]
             .into_iter()
-            .find(|p| s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p))
+            .find(|p| {
+                s.as_bytes()
+                    .get(..p.len())
+                    .is_some_and(|b| b.eq_ignore_ascii_case(p.as_bytes()))
+            })
             .map(str::len)
     };
     if target.starts_with('/') {
@@ -212,6 +217,10 @@ mod tests {
         assert_eq!(path("ftp://evil.example/x"), Err(PathError::NotAbsolute));
         assert_eq!(path("*"), Err(PathError::NotAbsolute));
         assert_eq!(path("evil.example:443"), Err(PathError::NotAbsolute));
+        // Non-ASCII where the scheme would end must not split a character.
+        assert_eq!(path("http:/\u{e9}"), Err(PathError::NotAbsolute));
+        assert_eq!(path("https:/\u{e9}x"), Err(PathError::NotAbsolute));
+        assert_eq!(path("http://\u{e9}/a"), Ok("/a".into()));
     }
 
     #[test]

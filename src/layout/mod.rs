@@ -129,8 +129,9 @@ impl Layout {
             ["filename-hash", algo, cutoffs] => {
                 let algo = Algo::parse(algo)?;
                 let cutoffs = parse_cutoffs(cutoffs)?;
-                (cutoffs.iter().sum::<u32>() <= algo.bits())
-                    .then_some(Layout::FilenameHash { algo, cutoffs })
+                // Summed in u64: huge cutoffs must not wrap around to a small total.
+                let total: u64 = cutoffs.iter().map(|&c| u64::from(c)).sum();
+                (total <= u64::from(algo.bits())).then_some(Layout::FilenameHash { algo, cutoffs })
             }
             _ => None,
         }
@@ -366,6 +367,7 @@ mod tests {
             "filename-hash BLAKE2B 0",
             "filename-hash BLAKE2B 8:x",
             "filename-hash BLAKE2B 256:256:256",
+            "filename-hash BLAKE2B 4294967292:8", // wrapped to 4 when summed in u32
             "filename-hash BLAKE2B",
             "content-hash SHA512 8:8:8",
             "flat extra",
