@@ -120,3 +120,21 @@ fn garbage_request_lines_do_not_hurt() {
     }
     assert_eq!(cache.get("/distfiles/ok").status, 200, "still serving");
 }
+
+#[test]
+fn odd_absolute_forms_cost_no_worker() {
+    // Two workers: a request that killed one would soon leave none.
+    let mirror = FakeMirror::start();
+    mirror.put("/distfiles/ok", b"ok".to_vec());
+    let cache = TestCache::start_with(&[mirror.url()], |c| c.threads = 2);
+    for _ in 0..6 {
+        let mut c = Conn::open(cache.addr);
+        // A multi-byte character where the scheme ends used to panic our parser
+        // (tiny_http drops such request lines before we see them, today).
+        c.send("GET http:/\u{e9}x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        if let Some(reply) = c.try_read(false) {
+            assert_eq!(reply.status, 400);
+        }
+    }
+    assert_eq!(cache.get("/distfiles/ok").text(), "ok", "still serving");
+}

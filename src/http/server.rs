@@ -492,7 +492,15 @@ fn serve(job: Job, shared: &Shared) {
     let keep_alive = wants_keep_alive(version, &headers);
     let head = method == Method::Head;
 
-    let mut response = respond(method.clone(), version, &target, headers, peer, shared);
+    // The handler's panics are caught inside; this catches the framework's own, so a
+    // bug in parsing can never cost a worker.
+    let mut response = catch_unwind(AssertUnwindSafe(|| {
+        respond(method.clone(), version, &target, headers, peer, shared)
+    }))
+    .unwrap_or_else(|_| {
+        error!("panic while preparing the answer to {method} {target}");
+        Response::error(500)
+    });
     let held = response.take_held();
     let response = match response.body() {
         Body::HeadOnly(_) if !head => {
