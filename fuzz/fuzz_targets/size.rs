@@ -1,0 +1,9 @@
+//! Size suffixes: `parse` (`500M`, `1.5G`, `10GiB`) and `format`.
+//!
+//! The invariants are `invariants::check_size`, shared with `tests/properties.rs`.
+#![no_main]
+
+#[path = "../../tests/invariants/mod.rs"]
+mod invariants;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| invariants::check_size(data));
