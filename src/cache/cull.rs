@@ -52,11 +52,14 @@ struct Item {
     busy: u32,
 }
 
+/// A path relative to the cache root, shared by the maps and the guards.
+type Rel = Arc<str>;
+
 #[derive(Debug, Default)]
 struct State {
-    items: HashMap<String, Item>,
+    items: HashMap<Rel, Item>,
     /// (last use, seq) → relative path: oldest first.
-    order: BTreeMap<(u64, u64), String>,
+    order: BTreeMap<(u64, u64), Rel>,
     total: u64,
     seq: u64,
     /// The start-up scan has finished.
@@ -70,7 +73,7 @@ impl State {
         self.seq
     }
 
-    fn insert(&mut self, rel: String, mut item: Item) {
+    fn insert(&mut self, rel: Rel, mut item: Item) {
         item.seq = self.next_seq();
         if let Some(old) = self.items.get(&rel) {
             item.busy = old.busy;
@@ -90,19 +93,25 @@ impl State {
         Some(item)
     }
 
-    /// Moves `rel` to the young end; returns whether the disk copy needs refreshing.
-    fn touch(&mut self, rel: &str, now: u64) -> Option<bool> {
+    /// Moves `rel` to the young end and marks it busy; returns its shared name and
+    /// whether the disk copy of the last use needs refreshing.
+    fn touch(&mut self, rel: &str, now: u64) -> Option<(Rel, bool)> {
         let seq = self.next_seq();
+        let (key, item) = self.items.get_key_value(rel)?;
+        let key = key.clone();
+        let old = (item.used, item.seq);
         let item = self.items.get_mut(rel)?;
-        self.order.remove(&(item.used, item.seq));
-        item.used = item.used.max(now);
-        item.seq = seq;
-        self.order.insert((item.used, item.seq), rel.to_owned());
+        item.busy += 1;
         let stale = now.saturating_sub(item.disk_used) >= DISK_TOUCH_EVERY_MS;
         if stale {
             item.disk_used = now;
         }
-        Some(stale)
+        item.used = item.used.max(now);
+        item.seq = seq;
+        let new = (item.used, item.seq);
+        self.order.remove(&old);
+        self.order.insert(new, key.clone());
+        Some((key, stale))
     }
 }
 
@@ -141,7 +150,7 @@ pub struct Index {
 #[derive(Debug)]
 pub struct Busy {
     index: Arc<Index>,
-    rel: Option<String>,
+    rel: Option<Rel>,
 }
 
 impl Drop for Busy {
@@ -149,7 +158,7 @@ impl Drop for Busy {
         let Some(rel) = self.rel.take() else { return };
         let over = {
             let mut s = self.index.lock();
-            if let Some(item) = s.items.get_mut(&rel) {
+            if let Some(item) = s.items.get_mut(&*rel) {
                 item.busy = item.busy.saturating_sub(1);
             }
             self.index.over_cap(&s)
@@ -196,9 +205,8 @@ impl Index {
         s.ready && self.cap().is_some_and(|cap| s.total > cap)
     }
 
-    fn rel(&self, path: &Path) -> Option<String> {
-        let rel = path.strip_prefix(&self.root).ok()?;
-        rel.to_str().map(str::to_owned)
+    fn rel<'p>(&self, path: &'p Path) -> Option<&'p str> {
+        path.strip_prefix(&self.root).ok()?.to_str()
     }
 
     /// Records a hit on `entry` and marks it busy until the returned guard is dropped
@@ -208,27 +216,24 @@ impl Index {
             return self.idle_guard();
         };
         let now = now_ms();
-        let refresh = {
+        let (rel, refresh) = {
             let mut s = self.lock();
-            let refresh = match s.touch(&rel, now) {
-                Some(refresh) => refresh,
+            match s.touch(rel, now) {
+                Some(touched) => touched,
                 None => {
                     // Stored by another process, or not scanned yet.
+                    let key: Rel = Arc::from(rel);
                     let item = Item {
                         size: entry.len,
                         used: now,
                         disk_used: now,
                         seq: 0,
-                        busy: 0,
+                        busy: 1,
                     };
-                    s.insert(rel.clone(), item);
-                    true
+                    s.insert(key.clone(), item);
+                    (key, true)
                 }
-            };
-            if let Some(item) = s.items.get_mut(&rel) {
-                item.busy += 1;
             }
-            refresh
         };
         if refresh {
             self.touch_disk(&entry.file, &entry.path);
@@ -258,12 +263,17 @@ impl Index {
         let Some(rel) = self.rel(path) else {
             return self.idle_guard();
         };
-        if let Some(item) = self.lock().items.get_mut(&rel) {
+        let mut s = self.lock();
+        let Some((key, _)) = s.items.get_key_value(rel) else {
+            return self.idle_guard();
+        };
+        let key = key.clone();
+        if let Some(item) = s.items.get_mut(rel) {
             item.busy += 1;
         }
         Busy {
             index: self.clone(),
-            rel: Some(rel),
+            rel: Some(key),
         }
     }
 
@@ -287,7 +297,7 @@ impl Index {
                 seq: 0,
                 busy: 0,
             };
-            s.insert(rel, item);
+            s.insert(Arc::from(rel), item);
             self.over_cap(&s)
         };
         if over {
@@ -298,7 +308,7 @@ impl Index {
     /// Forgets the file at `path` (it was removed).
     pub fn forget(&self, path: &Path) {
         if let Some(rel) = self.rel(path) {
-            self.lock().remove(&rel);
+            self.lock().remove(rel);
         }
     }
 
@@ -321,7 +331,7 @@ impl Index {
         let started = Instant::now();
         let mut found = 0;
         let mut batch = Vec::with_capacity(1024);
-        let merge = |batch: &mut Vec<(String, Item)>| {
+        let merge = |batch: &mut Vec<(Rel, Item)>| {
             let mut s = self.lock();
             for (rel, item) in batch.drain(..) {
                 let newer = s.items.get(&rel).is_some_and(|old| old.used >= item.used);
@@ -333,7 +343,7 @@ impl Index {
         walk(&self.root, &mut |path, meta| {
             found += 1;
             if let Some(rel) = self.rel(path) {
-                batch.push((rel, item_from(meta)));
+                batch.push((Arc::from(rel), item_from(meta)));
             }
             if batch.len() == batch.capacity() {
                 merge(&mut batch);
@@ -361,11 +371,11 @@ impl Index {
         let mut seen = HashMap::new();
         walk(&self.root, &mut |path, meta| {
             if let Some(rel) = self.rel(path) {
-                seen.insert(rel, item_from(meta));
+                seen.insert(Rel::from(rel), item_from(meta));
             }
         });
         let mut s = self.lock();
-        let gone: Vec<String> = s
+        let gone: Vec<Rel> = s
             .items
             .iter()
             .filter(|(rel, item)| item.busy == 0 && !seen.contains_key(*rel))
@@ -404,7 +414,7 @@ impl Index {
             let Some(rel) = victim else { break };
             let Some(item) = s.remove(&rel) else { break };
             // Unlinked under the lock, so a hit cannot pick the file up meanwhile.
-            let path = self.root.join(&rel);
+            let path = self.root.join(&*rel);
             match fs::remove_file(&path) {
                 Ok(()) => {
                     files += 1;
