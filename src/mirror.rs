@@ -29,6 +29,7 @@ use crate::cache::tee::GrowingReader;
 use crate::cache::upstream::{Ask, Reply};
 use crate::distfiles::{self, SourceLayouts};
 use crate::http::conditional::{self, Representation};
+use crate::http::range::{self, ByteRange};
 use crate::http::{Body, Handler, Method, Request, Response, date, mime};
 use crate::layout;
 
@@ -158,10 +159,12 @@ impl Mirror {
 
     /// Runs or joins the download of `target` (conditional on `validators` when
     /// revalidating), starting over when it vanished before this client got anything.
+    /// `first` is the first byte the client needs (the start of its range).
     fn download(
         &self,
         target: &Target,
         validators: Option<(SystemTime, Option<String>)>,
+        first: u64,
     ) -> Outcome {
         let mut last_break = String::from("the download keeps failing");
         for _ in 0..RETRIES {
@@ -189,15 +192,15 @@ impl Mirror {
             match ticket.flight().wait_for_headers() {
                 Phase::Streaming(meta) | Phase::Complete(meta) => {
                     // The response head leaves with the first body byte anyway: wait
-                    // for it, so that a download that breaks before sending anything
-                    // is retried (and, if it keeps breaking, answered with a 502)
-                    // instead of closing the connection without a response.
-                    let (written, phase, _) = ticket.flight().wait_beyond(0);
+                    // for it, so that a download that breaks before this client's
+                    // first byte is retried (and, if it keeps breaking, answered with
+                    // a 502) instead of closing the connection without a response.
+                    let (written, phase, _) = ticket.flight().wait_beyond(first);
                     match phase {
                         Phase::Broken {
                             reason,
                             disk_at: None,
-                        } if written == 0 => {
+                        } if written <= first => {
                             last_break = reason;
                             continue;
                         }
@@ -222,7 +225,7 @@ impl Mirror {
         if req.is_head() && self.fetcher.flights().get(&target.key).is_none() {
             return self.head_upstream(target);
         }
-        match self.download(target, None) {
+        match self.download(target, None, first_byte(req)) {
             Outcome::Streaming(ticket, meta, tag) => {
                 self.policy.checked(&target.key, meta.etag.clone());
                 self.serve_flight(req, &target.key, ticket, meta, tag)
@@ -247,7 +250,7 @@ impl Mirror {
             warn!("serving a stale copy of {}: {reason}", target.label);
             self.policy.checked(&target.key, None);
         };
-        match self.download(target, validators) {
+        match self.download(target, validators, first_byte(req)) {
             Outcome::Streaming(ticket, meta, tag) => {
                 self.policy.checked(&target.key, meta.etag.clone());
                 self.serve_flight(req, &target.key, ticket, meta, tag)
@@ -419,7 +422,7 @@ impl Mirror {
         let validators = entry
             .as_ref()
             .map(|e| (e.modified, self.policy.etag(&target.key)));
-        match self.download(target, validators) {
+        match self.download(target, validators, 0) {
             Outcome::Streaming(ticket, meta, tag) => {
                 self.policy.checked(&target.key, meta.etag.clone());
                 let upstream = self.fetcher.upstream().clone();
@@ -531,5 +534,18 @@ impl Read for Window {
         let got = self.inner.read(&mut buf[..n])?;
         self.left -= got as u64;
         Ok(got)
+    }
+}
+
+/// The first byte a request needs before its answer can start: the start of its one
+/// range (`bytes=N-`, `bytes=N-M`), else 0. With `If-Range` the answer may be the whole
+/// file, so 0.
+fn first_byte(req: &Request) -> u64 {
+    if req.header("If-Range").is_some() {
+        return 0;
+    }
+    match req.header("Range").and_then(range::parse).as_deref() {
+        Some([ByteRange::From(n) | ByteRange::FromTo(n, _)]) => *n,
+        _ => 0,
     }
 }

@@ -138,3 +138,23 @@ fn leftovers_of_a_crash_are_swept() {
     cache.fetcher.store().sweep();
     assert_eq!(cache.files(), [stored("/distfiles/f.tar.xz")]);
 }
+
+#[test]
+fn a_range_request_outlives_a_download_that_breaks_before_its_first_byte() {
+    let mirror = FakeMirror::start();
+    let data = bytes(400_000, 8);
+    mirror.put("/snapshots/r.tar.xz", data.clone());
+    mirror.fail_next("/snapshots/r.tar.xz", vec![Fault::ResetAfter(100_000)]);
+    let cache = TestCache::start(&[mirror.url()]);
+    let r = support::request(
+        cache.addr,
+        "GET /snapshots/r.tar.xz HTTP/1.1\r\nHost: t\r\nRange: bytes=300000-\r\nConnection: close\r\n\r\n",
+    );
+    // The first download broke before byte 300000: a new one serves the range.
+    assert_eq!(r.status, 206);
+    assert!(r.complete);
+    assert_eq!(r.body, data[300_000..]);
+    assert_eq!(mirror.gets("/snapshots/r.tar.xz"), 2);
+    cache.settle();
+    assert_eq!(cache.cached("/snapshots/r.tar.xz"), Some(data));
+}
