@@ -10,6 +10,8 @@
 //! - [`mirror`]: the handler that glues them into a mirror.
 //! - [`app`], [`cli`], [`config`]: the program around them.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod cache;
 pub mod cli;

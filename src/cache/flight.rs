@@ -2,7 +2,7 @@
 //! wants the entry meanwhile.
 //!
 //! A [`Flight`] is the meeting point: one download thread produces (it writes the part
-//! file and calls [`Flight::advance`]), any number of clients consume through
+//! file and calls `Flight::advance`), any number of clients consume through
 //! [`super::tee::GrowingReader`]s, woken by a condition variable on every step. Clients
 //! hold a [`Ticket`] while attached, which is how the download knows whether anyone
 //! still wants it.
