@@ -22,7 +22,7 @@ use log::{debug, warn};
 
 use crate::cache::Error;
 use crate::cache::fetch::{Fetcher, Plan};
-use crate::cache::flight::{Phase, Ticket};
+use crate::cache::flight::{Flight, Phase, Ticket};
 use crate::cache::policy::Policy;
 use crate::cache::store::{Entry, Key, Meta};
 use crate::cache::tee::GrowingReader;
@@ -188,7 +188,15 @@ impl Mirror {
                     }));
                 }
             };
-            let tag = if started { "MISS" } else { "COALESCED" };
+            let tag = |flight: &Flight| {
+                if flight.from_disk() {
+                    "HIT"
+                } else if started {
+                    "MISS"
+                } else {
+                    "COALESCED"
+                }
+            };
             match ticket.flight().wait_for_headers() {
                 Phase::Streaming(meta) | Phase::Complete(meta) => {
                     // The response head leaves with the first body byte anyway: wait
@@ -204,7 +212,10 @@ impl Mirror {
                             last_break = reason;
                             continue;
                         }
-                        _ => return Outcome::Streaming(ticket, meta, tag),
+                        _ => {
+                            let tag = tag(ticket.flight());
+                            return Outcome::Streaming(ticket, meta, tag);
+                        }
                     }
                 }
                 Phase::NotModified => return Outcome::NotModified,

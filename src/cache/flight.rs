@@ -70,6 +70,8 @@ struct State {
     readers: usize,
     alone_since: Option<Instant>,
     coalesced: u64,
+    /// Completed from a file already on disk, without a transfer.
+    from_disk: bool,
 }
 
 /// One download in progress.
@@ -110,6 +112,7 @@ impl Flight {
                 readers: 0,
                 alone_since: Some(Instant::now()),
                 coalesced: 0,
+                from_disk: false,
             }),
             cond: Condvar::new(),
         }
@@ -237,7 +240,14 @@ impl Flight {
         s.file = Some(Arc::new(file));
         s.written = meta.len.unwrap_or(0);
         s.phase = Phase::Complete(meta);
+        s.from_disk = true;
         self.cond.notify_all();
+    }
+
+    /// Whether the flight was answered from a complete file that appeared on disk
+    /// (another process finished it just before), so no transfer happened for it.
+    pub fn from_disk(&self) -> bool {
+        self.lock().from_disk
     }
 }
 
@@ -338,6 +348,21 @@ impl Flights {
 mod tests {
     use super::*;
     use std::thread;
+
+    #[test]
+    fn a_flight_completed_from_disk_says_so() {
+        let flights = Flights::default();
+        let (ticket, _) = flights.join(&Key::new("/b").unwrap());
+        let flight = ticket.flight().clone();
+        assert!(!flight.from_disk());
+        let meta = Meta {
+            len: Some(0),
+            ..Meta::default()
+        };
+        flight.complete_with(tempfile(), meta);
+        assert!(flight.from_disk());
+        assert!(matches!(flight.phase(), Phase::Complete(_)));
+    }
 
     #[test]
     fn one_flight_per_key_and_readers_are_counted() {
