@@ -89,7 +89,8 @@ pub fn server_config(config: &Config) -> ServerConfig {
 }
 
 /// Binds and prepares the server (without running it), and starts the culler: the
-/// background thread that indexes the cache and keeps it under `--max-size`.
+/// background thread that indexes the cache in one pass (removing what crashed
+/// downloads left behind on the way) and keeps it under `--max-size`.
 pub fn bind(config: &Config) -> Result<(Server, Arc<Fetcher>), String> {
     let app = build(config)?;
     let addr = config.listen_addr()?;
@@ -158,10 +159,6 @@ pub fn run(config: Config) -> ExitCode {
         config.cache.display(),
         config.effective_sources().join(", ")
     );
-    let store = fetcher.store().clone();
-    let _ = thread::Builder::new()
-        .name("sweep".into())
-        .spawn(move || store.sweep());
     let grace = config.shutdown_grace;
     let shutdown = server.shutdown_handle();
     let result = server.run();

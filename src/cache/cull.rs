@@ -19,6 +19,8 @@
 //!
 //! Files deleted behind our back (an admin culling by hand) are noticed when eviction
 //! reaches them, and every hour a rescan brings the totals back in line with the disk.
+//! Both scans also remove the temporary files of dead downloads they meet
+//! ([`super::store::Store::sweep`]), so start-up walks the cache once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, FileTimes};
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
 
-use super::store::Entry;
+use super::store::{self, Entry};
 
 /// How stale the on-disk access time may get before a hit refreshes it.
 const DISK_TOUCH_EVERY_MS: u64 = 60_000;
@@ -326,7 +328,8 @@ impl Index {
     }
 
     /// Fills the index from the directory (files already recorded keep their newer
-    /// use), then marks it ready. Returns how many files it found.
+    /// use) and removes leftovers of dead downloads, then marks it ready. Returns how
+    /// many files it found.
     pub fn scan(&self) -> usize {
         let started = Instant::now();
         let mut found = 0;
@@ -340,7 +343,7 @@ impl Index {
                 }
             }
         };
-        walk(&self.root, &mut |path, meta| {
+        walk(&self.root, true, &mut |path, meta| {
             found += 1;
             if let Some(rel) = self.rel(path) {
                 batch.push((Arc::from(rel), item_from(meta)));
@@ -369,7 +372,7 @@ impl Index {
     /// Rebuilds the totals from the disk: files gone are forgotten, new ones added.
     fn rescan(&self) {
         let mut seen = HashMap::new();
-        walk(&self.root, &mut |path, meta| {
+        walk(&self.root, true, &mut |path, meta| {
             if let Some(rel) = self.rel(path) {
                 seen.insert(Rel::from(rel), item_from(meta));
             }
@@ -514,38 +517,24 @@ fn ago(ms: u64) -> String {
     }
 }
 
-/// Whether `name` is ours rather than a cached file: temporary, lock and probe files.
-fn is_internal(name: &str) -> bool {
-    name.starts_with('.')
-        && (name.ends_with(super::store::PART_SUFFIX) || name.ends_with(super::store::LOCK_SUFFIX))
-}
-
 /// Calls `f` for every complete cached file below `root` (not following symlinks).
-fn walk(root: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => {
-                debug!("cannot list {}: {e}", dir.display());
-                continue;
+/// With `sweep`, temporary and lock files of dead downloads met on the way are removed.
+fn walk(root: &Path, sweep: bool, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
+    let mut swept = 0;
+    store::walk(root, &mut |dir, entry, kind| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if store::is_internal(&name) {
+            if sweep {
+                swept += store::sweep_leftover(dir, &name);
             }
-        };
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let path = entry.path();
-            if kind.is_dir() {
-                dirs.push(path);
-            } else if kind.is_file()
-                && !is_internal(&entry.file_name().to_string_lossy())
-                && let Ok(meta) = entry.metadata()
-            {
-                f(&path, &meta);
-            }
+        } else if kind.is_file()
+            && let Ok(meta) = entry.metadata()
+        {
+            f(&entry.path(), &meta);
         }
-    }
+    });
+    store::report_swept(swept);
 }
 
 /// What [`cull`] should remove.
@@ -583,7 +572,7 @@ pub fn cull(root: &Path, options: &CullOptions, out: &mut dyn Write) -> io::Resu
         return Err(io::Error::new(ErrorKind::NotADirectory, "not a directory"));
     }
     let mut files = Vec::new();
-    walk(root, &mut |path, meta| {
+    walk(root, false, &mut |path, meta| {
         files.push((item_from(meta).used, meta.len(), path.to_path_buf()));
     });
     files.sort();

@@ -231,33 +231,59 @@ impl Store {
 
     /// Removes temporary and lock files left behind by crashed downloads (those whose
     /// lock nobody holds), below the whole cache. Returns how many files it removed.
+    /// (The server's start-up index scan does the same on its one pass.)
     pub fn sweep(&self) -> usize {
         let mut removed = 0;
-        let mut dirs = vec![self.root.clone()];
-        while let Some(dir) = dirs.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else {
+        walk(&self.root, &mut |dir, entry, _| {
+            if let Some(name) = entry.file_name().to_str() {
+                removed += sweep_leftover(dir, name);
+            }
+        });
+        report_swept(removed);
+        removed
+    }
+}
+
+/// Calls `f(dir, entry, kind)` for every entry below `root` that is not a directory
+/// (symlinks are not followed). Unreadable directories are skipped.
+pub(crate) fn walk(root: &Path, f: &mut dyn FnMut(&Path, &fs::DirEntry, fs::FileType)) {
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                debug!("cannot list {}: {e}", dir.display());
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let Ok(kind) = entry.file_type() else {
-                    continue;
-                };
-                let path = entry.path();
-                if kind.is_dir() {
-                    dirs.push(path);
-                    continue;
-                }
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if let Some(target) = temp_target(name) {
-                    removed += sweep_one(&Paths::new(dir.join(target)));
-                }
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                f(&dir, &entry, kind);
             }
         }
-        if removed > 0 {
-            info!("removed {removed} files left by interrupted downloads");
-        }
-        removed
+    }
+}
+
+/// Whether `name` is one of ours rather than a cached file: a temporary or lock file.
+pub(crate) fn is_internal(name: &str) -> bool {
+    temp_target(name).is_some()
+}
+
+/// If `name` in `dir` is a temporary or lock file whose download is dead, removes it
+/// (with its partner); returns how many files it removed.
+pub(crate) fn sweep_leftover(dir: &Path, name: &str) -> usize {
+    temp_target(name).map_or(0, |target| sweep_one(&Paths::new(dir.join(target))))
+}
+
+/// Logs what a sweep removed.
+pub(crate) fn report_swept(removed: usize) {
+    if removed > 0 {
+        info!("removed {removed} files left by interrupted downloads");
     }
 }
 
