@@ -198,6 +198,20 @@ fn short_ttl(extra: &[&str]) -> impl FnOnce(&mut package_cache::config::Config) 
     }
 }
 
+/// Puts `files` (path, body) on the mirror, last modified at 1_700_000_000, starts a
+/// cache with a 1 s TTL for files that change in place, and fetches each once.
+fn warm(mirror: &FakeMirror, files: &[(&str, &str)]) -> TestCache {
+    for (path, body) in files {
+        mirror.put_file(path, file(body, 1_700_000_000));
+    }
+    let cache = TestCache::start_with(&[mirror.url()], short_ttl(&[]));
+    for (path, body) in files {
+        assert_eq!(cache.get(path).text(), *body);
+    }
+    cache.settle();
+    cache
+}
+
 #[test]
 fn packages_is_refreshed_after_the_ttl_while_a_gpkg_is_not() {
     let mirror = FakeMirror::start();
@@ -205,12 +219,7 @@ fn packages_is_refreshed_after_the_ttl_while_a_gpkg_is_not() {
         "/binpkgs/Packages",
         "/binpkgs/app-misc/foo/foo-1-1.gpkg.tar",
     );
-    mirror.put_file(index, file("v1", 1_700_000_000));
-    mirror.put_file(pkg, file("pkg v1", 1_700_000_000));
-    let cache = TestCache::start_with(&[mirror.url()], short_ttl(&[]));
-    assert_eq!(cache.get(index).text(), "v1");
-    assert_eq!(cache.get(pkg).text(), "pkg v1");
-    cache.settle();
+    let cache = warm(&mirror, &[(index, "v1"), (pkg, "pkg v1")]);
 
     mirror.put_file(index, file("v2", 1_700_000_100));
     mirror.put_file(pkg, file("pkg v2", 1_700_000_100));
@@ -265,12 +274,7 @@ fn latest_snapshot_is_refreshed_while_a_dated_one_is_not() {
         "/snapshots/gentoo-latest.tar.xz",
         "/snapshots/gentoo-20240101.tar.xz",
     );
-    mirror.put_file(latest, file("monday", 1_700_000_000));
-    mirror.put_file(dated, file("jan 1", 1_700_000_000));
-    let cache = TestCache::start_with(&[mirror.url()], short_ttl(&[]));
-    cache.get(latest);
-    cache.get(dated);
-    cache.settle();
+    let cache = warm(&mirror, &[(latest, "monday"), (dated, "jan 1")]);
     mirror.put_file(latest, file("tuesday", 1_700_086_400));
     mirror.put_file(dated, file("changed?!", 1_700_086_400));
     std::thread::sleep(Duration::from_millis(1100));
@@ -283,10 +287,7 @@ fn latest_snapshot_is_refreshed_while_a_dated_one_is_not() {
 fn stale_copy_is_served_while_every_source_is_down() {
     let mirror = FakeMirror::start();
     let index = "/binpkgs/Packages";
-    mirror.put_file(index, file("v1", 1_700_000_000));
-    let cache = TestCache::start_with(&[mirror.url()], short_ttl(&[]));
-    cache.get(index);
-    cache.settle();
+    let cache = warm(&mirror, &[(index, "v1")]);
     mirror.set_faults(index, vec![Fault::Status(503)]);
     std::thread::sleep(Duration::from_millis(1100));
     let r = cache.get(index);
@@ -304,10 +305,7 @@ fn stale_copy_is_served_while_every_source_is_down() {
 fn revalidation_is_coalesced() {
     let mirror = FakeMirror::start();
     let index = "/binpkgs/Packages";
-    mirror.put_file(index, file("v1", 1_700_000_000));
-    let cache = TestCache::start_with(&[mirror.url()], short_ttl(&[]));
-    cache.get(index);
-    cache.settle();
+    let cache = warm(&mirror, &[(index, "v1")]);
     std::thread::sleep(Duration::from_millis(1100));
     // The source takes half a second to answer the conditional request.
     mirror.fail_next(index, vec![Fault::StallHeaders(Duration::from_millis(500))]);
