@@ -147,6 +147,19 @@ impl Observer for Metrics {
     }
 }
 
+/// One source's health and counters.
+#[derive(Clone, Debug)]
+pub struct SourceStats {
+    /// URL, last error, latency, whether it is cooling down.
+    pub health: SourceHealth,
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Requests that failed (not 404s).
+    pub failures: u64,
+    /// Body bytes received from it.
+    pub bytes: u64,
+}
+
 /// Everything the metrics endpoint and status page show, taken at one moment.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -160,8 +173,8 @@ pub struct Snapshot {
     pub active: Option<u64>,
     /// The store's totals.
     pub cache: IndexStats,
-    /// Each source's health and counters: (health, requests, failures, bytes).
-    pub sources: Vec<(SourceHealth, u64, u64, u64)>,
+    /// Each source's health and counters.
+    pub sources: Vec<SourceStats>,
     /// Downloads in progress.
     pub downloads: Vec<FlightInfo>,
     /// Downloads stored since start.
@@ -181,13 +194,11 @@ impl Snapshot {
             .upstream()
             .sources()
             .iter()
-            .map(|s| {
-                (
-                    s.health(),
-                    s.requests.load(Ordering::Relaxed),
-                    s.failures.load(Ordering::Relaxed),
-                    s.bytes.load(Ordering::Relaxed),
-                )
+            .map(|s| SourceStats {
+                health: s.health(),
+                requests: s.requests.load(Ordering::Relaxed),
+                failures: s.failures.load(Ordering::Relaxed),
+                bytes: s.bytes.load(Ordering::Relaxed),
             })
             .collect();
         let mut downloads = fetcher.flights().list();
@@ -240,7 +251,7 @@ impl Snapshot {
 
     /// Bytes received from the sources.
     pub fn bytes_upstream(&self) -> u64 {
-        self.sources.iter().map(|s| s.3).sum()
+        self.sources.iter().map(|s| s.bytes).sum()
     }
 
     /// Bytes clients got without a transfer of their own: served from disk, or shared
@@ -258,7 +269,7 @@ impl Snapshot {
             "Requests answered, by result (hit, miss, coalesced, revalidated, stale, error, other).",
         );
         for (o, n, _) in &self.outcomes {
-            m.sample("requests_total", &[("result", o.name())], *n as f64);
+            m.sample(&[("result", o.name())], *n as f64);
         }
         m.family(
             "sent_bytes_total",
@@ -266,7 +277,7 @@ impl Snapshot {
             "Body bytes sent to clients, by result.",
         );
         for (o, _, bytes) in &self.outcomes {
-            m.sample("sent_bytes_total", &[("result", o.name())], *bytes as f64);
+            m.sample(&[("result", o.name())], *bytes as f64);
         }
         m.family(
             "served_bytes_total",
@@ -274,160 +285,159 @@ impl Snapshot {
             "Body bytes sent to clients for files, by where they came from (cache: a complete file on disk; upstream: a download in progress).",
         );
         let disk = self.bytes_from_disk();
-        m.sample("served_bytes_total", &[("from", "cache")], disk as f64);
+        m.sample(&[("from", "cache")], disk as f64);
         m.sample(
-            "served_bytes_total",
             &[("from", "upstream")],
             self.bytes_sent().saturating_sub(disk) as f64,
         );
         if let Some(active) = self.active {
-            m.family(
+            m.single(
                 "requests_in_progress",
                 "gauge",
                 "Requests being answered now.",
+                active as f64,
             );
-            m.sample("requests_in_progress", &[], active as f64);
         }
-        m.family(
-            "upstream_requests_total",
-            "counter",
-            "Requests sent to each source.",
-        );
-        for (h, requests, ..) in &self.sources {
-            m.sample(
+        let sources: [(&'static str, &str, &str, SourceValue); 5] = [
+            (
                 "upstream_requests_total",
-                &[("source", &h.url)],
-                *requests as f64,
-            );
-        }
-        m.family(
-            "upstream_failures_total",
-            "counter",
-            "Requests to each source that failed (errors, timeouts, 5xx; not 404).",
-        );
-        for (h, _, failures, _) in &self.sources {
-            m.sample(
+                "counter",
+                "Requests sent to each source.",
+                |s| Some(s.requests as f64),
+            ),
+            (
                 "upstream_failures_total",
-                &[("source", &h.url)],
-                *failures as f64,
-            );
-        }
-        m.family(
-            "upstream_bytes_total",
-            "counter",
-            "Body bytes received from each source.",
-        );
-        for (h, .., bytes) in &self.sources {
-            m.sample("upstream_bytes_total", &[("source", &h.url)], *bytes as f64);
-        }
-        m.family(
-            "upstream_up",
-            "gauge",
-            "1 if the source is tried in order, 0 while it cools down after failing to connect.",
-        );
-        for (h, ..) in &self.sources {
-            m.sample("upstream_up", &[("source", &h.url)], f64::from(!h.down));
-        }
-        m.family(
-            "upstream_latency_seconds",
-            "gauge",
-            "Time to response headers of the last successful request to each source.",
-        );
-        for (h, ..) in &self.sources {
-            if let Some(l) = h.last_latency {
-                m.sample(
-                    "upstream_latency_seconds",
-                    &[("source", &h.url)],
-                    l.as_secs_f64(),
-                );
+                "counter",
+                "Requests to each source that failed (errors, timeouts, 5xx; not 404).",
+                |s| Some(s.failures as f64),
+            ),
+            (
+                "upstream_bytes_total",
+                "counter",
+                "Body bytes received from each source.",
+                |s| Some(s.bytes as f64),
+            ),
+            (
+                "upstream_up",
+                "gauge",
+                "1 if the source is tried in order, 0 while it cools down after failing to connect.",
+                |s| Some(f64::from(!s.health.down)),
+            ),
+            (
+                "upstream_latency_seconds",
+                "gauge",
+                "Time to response headers of the last successful request to each source.",
+                |s| s.health.last_latency.map(|l| l.as_secs_f64()),
+            ),
+        ];
+        for (name, kind, help, value) in sources {
+            m.family(name, kind, help);
+            for s in &self.sources {
+                if let Some(v) = value(s) {
+                    m.sample(&[("source", &s.health.url)], v);
+                }
             }
         }
-        m.family(
+        m.single(
             "downloads_in_flight",
             "gauge",
             "Downloads in progress in this process.",
+            self.downloads.len() as f64,
         );
-        m.sample("downloads_in_flight", &[], self.downloads.len() as f64);
         m.family(
             "downloads_total",
             "counter",
             "Downloads finished, by outcome.",
         );
-        m.sample(
-            "downloads_total",
-            &[("outcome", "stored")],
-            self.stored as f64,
-        );
-        m.sample(
-            "downloads_total",
-            &[("outcome", "failed")],
-            self.failed as f64,
-        );
-        m.family(
+        m.sample(&[("outcome", "stored")], self.stored as f64);
+        m.sample(&[("outcome", "failed")], self.failed as f64);
+        let c = &self.cache;
+        m.single(
             "cache_bytes",
             "gauge",
             "Bytes in complete files in the cache.",
+            c.bytes as f64,
         );
-        m.sample("cache_bytes", &[], self.cache.bytes as f64);
-        m.family("cache_files", "gauge", "Complete files in the cache.");
-        m.sample("cache_files", &[], self.cache.files as f64);
-        if let Some(cap) = self.cache.cap {
-            m.family("cache_max_bytes", "gauge", "The --max-size cap.");
-            m.sample("cache_max_bytes", &[], cap as f64);
+        m.single(
+            "cache_files",
+            "gauge",
+            "Complete files in the cache.",
+            c.files as f64,
+        );
+        if let Some(cap) = c.cap {
+            m.single(
+                "cache_max_bytes",
+                "gauge",
+                "The --max-size cap.",
+                cap as f64,
+            );
         }
-        m.family(
+        m.single(
             "cache_index_ready",
             "gauge",
             "1 once the start-up scan of the cache directory has finished.",
+            f64::from(c.ready),
         );
-        m.sample("cache_index_ready", &[], f64::from(self.cache.ready));
-        m.family(
+        m.single(
             "evictions_total",
             "counter",
             "Files evicted to keep the cache under --max-size.",
+            c.evictions as f64,
         );
-        m.sample("evictions_total", &[], self.cache.evictions as f64);
-        m.family(
+        m.single(
             "evicted_bytes_total",
             "counter",
             "Bytes evicted to keep the cache under --max-size.",
+            c.evicted_bytes as f64,
         );
-        m.sample("evicted_bytes_total", &[], self.cache.evicted_bytes as f64);
-        m.family(
+        m.single(
             "uptime_seconds",
             "gauge",
             "Seconds since the server started.",
+            self.uptime.floor(),
         );
-        m.sample("uptime_seconds", &[], self.uptime.floor());
         m.family("build_info", "gauge", "The running version.");
-        m.sample("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-        m.0
+        m.sample(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        m.out
     }
 }
 
-/// A Prometheus text buffer.
+/// A per-source value, or `None` to leave the sample out.
+type SourceValue = fn(&SourceStats) -> Option<f64>;
+
+/// A Prometheus text buffer; samples belong to the family last started.
 #[derive(Default)]
-struct Prom(String);
+struct Prom {
+    out: String,
+    name: &'static str,
+}
 
 impl Prom {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP package_cache_{name} {help}");
-        let _ = writeln!(self.0, "# TYPE package_cache_{name} {kind}");
+    fn family(&mut self, name: &'static str, kind: &str, help: &str) {
+        self.name = name;
+        let _ = writeln!(self.out, "# HELP package_cache_{name} {help}");
+        let _ = writeln!(self.out, "# TYPE package_cache_{name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let _ = write!(self.0, "package_cache_{name}");
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        let _ = write!(self.out, "package_cache_{}", self.name);
         if !labels.is_empty() {
-            self.0.push('{');
+            self.out.push('{');
             for (i, (k, v)) in labels.iter().enumerate() {
                 if i > 0 {
-                    self.0.push(',');
+                    self.out.push(',');
                 }
-                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
             }
-            self.0.push('}');
+            self.out.push('}');
         }
-        let _ = writeln!(self.0, " {value}");
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A family with one unlabelled sample.
+    fn single(&mut self, name: &'static str, kind: &str, help: &str, value: f64) {
+        self.family(name, kind, help);
+        self.sample(&[], value);
     }
 }
 
@@ -455,11 +465,21 @@ mod tests {
     fn labels_are_escaped() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         let mut p = Prom::default();
-        p.sample("x_total", &[("source", "http://a")], 3.0);
-        p.sample("y", &[], 0.5);
+        p.family("x_total", "counter", "X.");
+        p.sample(&[("source", "http://a")], 3.0);
+        p.single("y", "gauge", "Y.", 0.5);
+        let samples: String = p
+            .out
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
         assert_eq!(
-            p.0,
+            samples,
             "package_cache_x_total{source=\"http://a\"} 3\npackage_cache_y 0.5\n"
         );
+        assert!(p.out.starts_with(
+            "# HELP package_cache_x_total X.\n# TYPE package_cache_x_total counter\n"
+        ));
     }
 }

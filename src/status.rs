@@ -101,8 +101,9 @@ pub fn json(s: &Snapshot) -> String {
         s.stored, s.failed
     );
     o.push_str(",\"sources\":[");
-    for (i, (h, requests, failures, bytes)) in s.sources.iter().enumerate() {
+    for (i, src) in s.sources.iter().enumerate() {
         let sep = if i > 0 { "," } else { "" };
+        let (h, requests, failures, bytes) = (&src.health, src.requests, src.failures, src.bytes);
         let (error, error_at) = match &h.last_error {
             Some((e, t)) => (quote(e), quote(&date::format_rfc3339(*t))),
             None => ("null".into(), "null".into()),
