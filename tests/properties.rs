@@ -27,16 +27,15 @@ use package_cache::size;
 // ---------------------------------------------------------------------------------
 // The generator.
 
+#[path = "support/rng.rs"]
+mod rng;
+
 /// SplitMix64: tiny, fast, and good enough to drive tests.
 struct Rng(u64);
 
 impl Rng {
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        rng::splitmix64(&mut self.0)
     }
 
     /// Uniform in `0..n` (`n > 0`; the modulo bias does not matter here).

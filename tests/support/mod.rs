@@ -6,6 +6,7 @@
 pub mod client;
 pub mod mirror;
 pub mod process;
+pub mod rng;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
