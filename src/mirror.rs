@@ -12,7 +12,7 @@
 //!   copy we have was served (and a warning logged).
 //!
 //! Requests below `/distfiles/` are mapped to one entry per file whatever their form
-//! (see [`crate::distfiles`]); `/distfiles/layout.conf` always answers 200.
+//! (see [`crate::gentoo::distfiles`]); `/distfiles/layout.conf` always answers 200.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -27,11 +27,11 @@ use crate::cache::policy::Policy;
 use crate::cache::store::{Entry, Key, Meta};
 use crate::cache::tee::GrowingReader;
 use crate::cache::upstream::{Ask, Reply};
-use crate::distfiles::{self, SourceLayouts};
+use crate::gentoo::distfiles::{self, SourceLayouts};
+use crate::gentoo::layout;
 use crate::http::conditional::{self, Representation};
 use crate::http::range::{self, ByteRange};
 use crate::http::{Body, Handler, Method, Request, Response, date, mime};
-use crate::layout;
 
 /// How many times a request starts over when a download it was waiting for vanished
 /// before sending anything (another process's leader died, a download was abandoned).

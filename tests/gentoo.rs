@@ -129,7 +129,7 @@ fn python_cache_entries_in_either_form_keep_working() {
     assert_eq!(cache.get(HASHED).text(), "hashed copy");
     let hashed_flat = format!(
         "/distfiles/{}",
-        package_cache::layout::gentoo().path(flat_name)
+        package_cache::gentoo::layout::gentoo().path(flat_name)
     );
     assert_eq!(cache.get(&hashed_flat).text(), "flat copy");
     assert_eq!(

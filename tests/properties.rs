@@ -18,10 +18,10 @@ mod invariants;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use package_cache::gentoo::layout::{self, Algo, Layout};
 use package_cache::http::date;
 use package_cache::http::path::{self, PathError};
 use package_cache::http::range::{self, ByteRange};
-use package_cache::layout::{self, Algo, Layout};
 use package_cache::size;
 
 // ---------------------------------------------------------------------------------

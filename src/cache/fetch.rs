@@ -183,7 +183,7 @@ impl Fetcher {
         if fetched.meta.modified.is_none() {
             // Without a Last-Modified the download time stands in, as a file's mtime
             // would; whole seconds, so in-flight and stored answers agree.
-            let now = crate::http::date::unix_seconds(std::time::SystemTime::now());
+            let now = crate::proto::date::unix_seconds(std::time::SystemTime::now());
             fetched.meta.modified = Some(std::time::UNIX_EPOCH + Duration::from_secs(now));
         }
         let part = match lease

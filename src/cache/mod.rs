@@ -90,7 +90,7 @@ impl fmt::Display for Failure {
                 write!(
                     f,
                     "{code} {}",
-                    crate::http::reason_phrase(*code).to_lowercase()
+                    crate::proto::reason::reason_phrase(*code).to_lowercase()
                 )
             }
             Failure::Timeout => f.write_str("timed out"),

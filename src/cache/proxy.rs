@@ -84,7 +84,7 @@ impl ProxyRules {
                 return true;
             }
             if let Some(ip) = ip
-                && let Ok(range) = rule.parse::<crate::http::access::Cidr>()
+                && let Ok(range) = rule.parse::<crate::proto::cidr::Cidr>()
             {
                 return range.contains(ip);
             }

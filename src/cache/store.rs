@@ -40,13 +40,13 @@ impl Key {
     /// Checks a decoded request path (`/distfiles/foo.tar.gz`) and makes it a key.
     ///
     /// Refuses directories (`/`, a trailing `/`), names of temporary and lock files,
-    /// and anything [`crate::http::path::check`] refuses.
+    /// and anything [`crate::proto::path::check`] refuses.
     pub fn new(path: &str) -> Result<Key, Error> {
         let invalid = |reason| Error::InvalidPath {
             path: path.to_owned(),
             reason,
         };
-        crate::http::path::check(path).map_err(|_| invalid("not a valid path"))?;
+        crate::proto::path::check(path).map_err(|_| invalid("not a valid path"))?;
         let rel = path.trim_start_matches('/');
         if rel.is_empty() || rel.ends_with('/') {
             return Err(invalid("is a directory"));
@@ -88,7 +88,7 @@ impl Meta {
     fn encode(&self) -> String {
         let len = self.len.map_or("-".to_owned(), |n| n.to_string());
         let mtime = self.modified.map_or("-".to_owned(), |t| {
-            crate::http::date::unix_seconds(t).to_string()
+            crate::proto::date::unix_seconds(t).to_string()
         });
         let etag = self.etag.as_deref().unwrap_or("-");
         format!("pc1 {len} {mtime} {etag}\n")

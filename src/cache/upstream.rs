@@ -21,7 +21,7 @@ use log::debug;
 use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::{Attempt, Error, Failure, tls};
-use crate::http::{date, path};
+use crate::proto::{date, path};
 
 /// How to reach the sources.
 #[derive(Clone, Debug)]

@@ -18,12 +18,11 @@
 //! ```
 
 pub mod access;
+pub use crate::proto::{date, path};
 pub mod conditional;
-pub mod date;
 mod handler;
 mod headers;
 pub mod mime;
-pub mod path;
 mod pool;
 pub mod range;
 mod request;

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::Read;
 
 use super::Headers;
+pub use crate::proto::reason::reason_phrase;
 
 /// What follows the headers.
 pub enum Body {
@@ -225,42 +226,6 @@ impl Response {
 /// Whether a response with `status` may carry a body at all (not 1xx, 204 or 304).
 pub fn status_has_body(status: u16) -> bool {
     !(100..200).contains(&status) && status != 204 && status != 304
-}
-
-/// The standard reason phrase for `status`, or `""`.
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        410 => "Gone",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        416 => "Range Not Satisfiable",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        507 => "Insufficient Storage",
-        _ => "",
-    }
 }
 
 #[cfg(test)]

@@ -89,11 +89,7 @@ pub(crate) fn write_response(
     let mut head = Vec::with_capacity(512 + inline as usize);
     // Writing into a Vec cannot fail.
     let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
-    let _ = write!(
-        head,
-        "Date: {}\r\n",
-        date::format(std::time::SystemTime::now())
-    );
+    write_date_header(&mut head);
     if let Some(name) = ex.server_name
         && !headers.contains("Server")
     {
@@ -351,6 +347,24 @@ fn copy_chunked(
             Err(e) => return Err(WriteError::Body(e)),
         }
     }
+}
+
+/// Appends `Date: <now>\r\n` to `out`, formatting the date once per second per thread
+/// (every response carries one).
+fn write_date_header(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = date::unix_seconds(now);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, format!("Date: {}\r\n", date::format(now)));
+        }
+        out.extend_from_slice(c.1.as_bytes());
+    });
 }
 
 #[cfg(test)]

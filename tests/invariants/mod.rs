@@ -17,11 +17,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use package_cache::gentoo::layout::{self, Algo, Layout};
 use package_cache::http::conditional::{self, Outcome, Representation};
 use package_cache::http::path::{self, MAX_PATH, MAX_SEGMENT, PathError};
 use package_cache::http::range::{self, ByteRange, Selection};
 use package_cache::http::{Body, Method, Request, date};
-use package_cache::layout::{self, Algo, Layout};
 use package_cache::size;
 
 // ---------------------------------------------------------------------------------

@@ -142,7 +142,7 @@ impl Drop for TestCache {
 /// Where the cache stores request `path`, relative to the cache root: distfiles in
 /// Gentoo's layout, anything else as requested.
 pub fn stored(path: &str) -> String {
-    use package_cache::distfiles::{Request, classify, store_path};
+    use package_cache::gentoo::distfiles::{Request, classify, store_path};
     let p = match classify(path) {
         Request::Distfile { name, .. } => store_path(name),
         _ => path.to_owned(),

@@ -31,24 +31,6 @@ pub fn format(time: SystemTime) -> String {
     )
 }
 
-/// Appends `Date: <now>\r\n` to `out`, formatting the date once per second per thread
-/// (every response carries one).
-pub fn write_date_header(out: &mut Vec<u8>) {
-    use std::cell::RefCell;
-    thread_local! {
-        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-    }
-    let now = SystemTime::now();
-    let secs = unix_seconds(now);
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != secs {
-            *c = (secs, format!("Date: {}\r\n", format(now)));
-        }
-        out.extend_from_slice(c.1.as_bytes());
-    });
-}
-
 /// Formats `time` as an RFC 3339 UTC timestamp, e.g. `1994-11-06T08:49:37Z`, for logs.
 pub fn format_rfc3339(time: SystemTime) -> String {
     let secs = unix_seconds(time);

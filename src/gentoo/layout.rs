@@ -11,11 +11,10 @@
 //! are case-sensitive, entries we cannot use are skipped, and when none is usable the
 //! layout is flat. Supported algorithms: BLAKE2B, BLAKE2S, SHA512 and SHA256.
 
-mod sha2;
-
 use std::fmt;
 
 use blake2::{Blake2b512, Blake2s256, Digest};
+use sha2::{Sha256, Sha512};
 
 /// A digest a filename-hash layout can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,8 +67,8 @@ impl Algo {
         let bytes: Vec<u8> = match self {
             Algo::Blake2b => Blake2b512::digest(data).to_vec(),
             Algo::Blake2s => Blake2s256::digest(data).to_vec(),
-            Algo::Sha512 => sha2::sha512(data).to_vec(),
-            Algo::Sha256 => sha2::sha256(data).to_vec(),
+            Algo::Sha512 => Sha512::digest(data).to_vec(),
+            Algo::Sha256 => Sha256::digest(data).to_vec(),
         };
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(bytes.len() * 2);

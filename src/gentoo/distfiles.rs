@@ -19,7 +19,7 @@ use log::debug;
 
 use crate::cache::Failure;
 use crate::cache::upstream::{Ask, Reply, Upstream};
-use crate::layout::{self, Layout};
+use crate::gentoo::layout::{self, Layout};
 
 /// Where distfiles live, below the cache root and on mirrors.
 pub const PREFIX: &str = "/distfiles/";
