@@ -22,17 +22,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     package_cache::logging::init(1, false);
 
-    // `app::build` opens the store and the sources; we take its fetcher and policy and
-    // assemble our own router around the mirror.
-    let app = package_cache::app::build(&config)?;
-    let router = Router::new()
-        .mount("/", Mirror::new(app.fetcher.clone(), app.policy.clone()))
-        .mount("/hello", |req: &mut Request| {
-            Response::text(
-                200,
-                format!("hello from {}{}", req.script_name(), req.path_info()),
-            )
-        });
+    // `app::open_cache` opens the store and the sources; we assemble our own router
+    // around the mirror.
+    let cache = std::sync::Arc::new(package_cache::app::open_cache(&config)?);
+    let router =
+        Router::new()
+            .mount("/", Mirror::new(cache))
+            .mount("/hello", |req: &mut Request| {
+                Response::text(
+                    200,
+                    format!("hello from {}{}", req.script_name(), req.path_info()),
+                )
+            });
     let server = Server::bind(
         config.listen_addr()?,
         router,

@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         threads: 8,
         ..Config::default()
     };
-    let (cache, _fetcher) = package_cache::app::start(&config)?;
+    let (cache, _) = package_cache::app::start(&config)?;
     println!(
         "mirror on {}, cache on {}",
         mirror.local_addr(),

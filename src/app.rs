@@ -6,11 +6,12 @@ use std::thread;
 
 use log::{debug, error, info, warn};
 
-use crate::cache::fetch::{FetchConfig, Fetcher};
+use crate::cache::fetch::FetchConfig;
 use crate::cache::policy::Policy;
 use crate::cache::proxy::ProxyRules;
 use crate::cache::store::Store;
 use crate::cache::upstream::{Upstream, UpstreamConfig};
+use crate::cache::{Cache, Error};
 use crate::config::{Config, DEFAULT_SOURCE};
 use crate::http::access::Allow;
 use crate::http::{Router, RunningServer, Server, ServerConfig, socket};
@@ -26,10 +27,8 @@ pub const USER_AGENT: &str = concat!("package-cache/", env!("CARGO_PKG_VERSION")
 pub struct App {
     /// `/-/` → metrics and status, `/` → the mirror (behind `--allow`).
     pub router: Router,
-    /// The downloads, store and sources behind the mirror.
-    pub fetcher: Arc<Fetcher>,
-    /// The freshness rules.
-    pub policy: Arc<Policy>,
+    /// The cache behind the mirror: store, index, sources, downloads, freshness.
+    pub cache: Arc<Cache>,
     /// The request counters; install as the server's observer.
     pub metrics: Arc<Metrics>,
 }
@@ -37,9 +36,23 @@ pub struct App {
 /// Builds the handlers for `config`: opens the cache directory and the sources.
 /// Errors name the flag and value at fault.
 pub fn build(config: &Config) -> Result<App, String> {
+    let cache = Arc::new(open_cache(config)?);
+    let metrics = Arc::new(Metrics::default());
+    let routes = Router::new()
+        .mount("/-", Ops::new(metrics.clone(), cache.clone()))
+        .mount("/", Mirror::new(cache.clone()));
+    let router = Router::new().mount("/", Allow::new(config.allow.clone(), routes));
+    Ok(App {
+        router,
+        cache,
+        metrics,
+    })
+}
+
+/// Opens the cache `config` describes. Errors name the flag and value at fault.
+pub fn open_cache(config: &Config) -> Result<Cache, String> {
     let store = Store::open(&config.cache)
         .map_err(|e| format!("--cache {}: {}", config.cache.display(), io_reason(&e)))?;
-    store.index().set_cap(config.max_size);
     let proxy = match &config.upstream_proxy {
         Some(p) => ProxyRules::from_env().forced(p),
         None => ProxyRules::from_env(),
@@ -51,8 +64,12 @@ pub fn build(config: &Config) -> Result<App, String> {
         user_agent: USER_AGENT.into(),
         proxy,
     })
-    .map_err(|e| match (&e, &config.upstream_proxy) {
-        (crate::cache::Error::Config(_), Some(p)) => format!("--upstream-proxy {p}: {e}"),
+    .map_err(|e| match &e {
+        Error::BadSource { .. } => format!("--source {e}"),
+        Error::BadProxy { .. } if config.upstream_proxy.is_some() => {
+            format!("--upstream-proxy {e}")
+        }
+        Error::BadProxy { .. } => format!("proxy (from the environment) {e}"),
         _ => e.to_string(),
     })?;
     for s in upstream.sources() {
@@ -60,19 +77,11 @@ pub fn build(config: &Config) -> Result<App, String> {
             info!("reaching {} through the proxy {p}", s.url());
         }
     }
-    let policy = Arc::new(Policy::new(&config.mutable, config.mutable_ttl)?);
-    let fetcher = Fetcher::new(store, Arc::new(upstream), FetchConfig::default());
-    let metrics = Arc::new(Metrics::default());
-    let routes = Router::new()
-        .mount("/-", Ops::new(metrics.clone(), fetcher.clone()))
-        .mount("/", Mirror::new(fetcher.clone(), policy.clone()));
-    let router = Router::new().mount("/", Allow::new(config.allow.clone(), routes));
-    Ok(App {
-        router,
-        fetcher,
-        policy,
-        metrics,
-    })
+    let policy =
+        Policy::new(&config.mutable, config.mutable_ttl).map_err(|e| format!("--mutable {e}"))?;
+    let cache = Cache::new(store, upstream, policy, FetchConfig::default());
+    cache.index().set_cap(config.max_size);
+    Ok(cache)
 }
 
 /// The server settings for `config` (without an observer).
@@ -91,7 +100,7 @@ pub fn server_config(config: &Config) -> ServerConfig {
 /// Binds and prepares the server (without running it), and starts the culler: the
 /// background thread that indexes the cache in one pass (removing what crashed
 /// downloads left behind on the way) and keeps it under `--max-size`.
-pub fn bind(config: &Config) -> Result<(Server, Arc<Fetcher>), String> {
+pub fn bind(config: &Config) -> Result<(Server, Arc<Cache>), String> {
     let app = build(config)?;
     let addr = config.listen_addr()?;
     let server_config = ServerConfig {
@@ -101,19 +110,19 @@ pub fn bind(config: &Config) -> Result<(Server, Arc<Fetcher>), String> {
     let server = Server::bind(addr, app.router, server_config)
         .map_err(|e| format!("--host {} --port {}: {e}", config.host, config.port))?;
     app.metrics.attach_server(server.stats());
-    let index = app.fetcher.store().index().clone();
+    let index = app.cache.index().clone();
     thread::Builder::new()
         .name("culler".into())
         .spawn(move || index.run())
         .map_err(|e| format!("cannot start the culler: {e}"))?;
-    Ok((server, app.fetcher))
+    Ok((server, app.cache))
 }
 
 /// Starts a server for `config` on its own thread: for tests and embedding.
-pub fn start(config: &Config) -> Result<(RunningServer, Arc<Fetcher>), String> {
-    let (server, fetcher) = bind(config)?;
+pub fn start(config: &Config) -> Result<(RunningServer, Arc<Cache>), String> {
+    let (server, cache) = bind(config)?;
     let running = server.spawn().map_err(|e| e.to_string())?;
-    Ok((running, fetcher))
+    Ok((running, cache))
 }
 
 /// Keeps memory flat with many threads: copy buffers (64 KiB and up) are mapped and
@@ -140,7 +149,7 @@ pub fn run(config: Config) -> ExitCode {
     if config.sources.is_empty() {
         warn!("no --source given: using {DEFAULT_SOURCE}");
     }
-    let (server, fetcher) = match bind(&config) {
+    let (server, cache) = match bind(&config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("package-cache: {e}");
@@ -167,8 +176,8 @@ pub fn run(config: Config) -> ExitCode {
     let since = shutdown
         .requested_at()
         .unwrap_or_else(std::time::Instant::now);
-    finish_downloads(&fetcher, since + grace);
-    fetcher.store().index().stop();
+    finish_downloads(&cache, since + grace);
+    cache.index().stop();
     match result {
         Ok(()) => {
             info!("stopped");
@@ -182,22 +191,22 @@ pub fn run(config: Config) -> ExitCode {
 }
 
 /// Waits until `deadline` at most for downloads in progress to finish.
-fn finish_downloads(fetcher: &Fetcher, deadline: std::time::Instant) {
+fn finish_downloads(cache: &Cache, deadline: std::time::Instant) {
     let mut told = false;
-    while !fetcher.flights().is_empty() && std::time::Instant::now() < deadline {
+    while cache.downloads_in_progress() > 0 && std::time::Instant::now() < deadline {
         if !told {
             info!(
                 "waiting up to {}s for {} downloads to finish",
                 deadline
                     .saturating_duration_since(std::time::Instant::now())
                     .as_secs(),
-                fetcher.flights().len()
+                cache.downloads_in_progress()
             );
             told = true;
         }
         thread::sleep(std::time::Duration::from_millis(50));
     }
-    let left = fetcher.flights().len();
+    let left = cache.downloads_in_progress();
     if left > 0 {
         warn!(
             "stopping with {left} downloads unfinished; their partial files are removed at the next start"
@@ -206,9 +215,9 @@ fn finish_downloads(fetcher: &Fetcher, deadline: std::time::Instant) {
 }
 
 /// The I/O reason of a cache error, without repeating the path.
-fn io_reason(e: &crate::cache::Error) -> String {
+fn io_reason(e: &Error) -> String {
     match e {
-        crate::cache::Error::Io { source, .. } => {
+        Error::Io { source, .. } => {
             let text = source.to_string().to_lowercase();
             // "not a directory (os error 20)" → "not a directory"
             match text.find(" (os error") {

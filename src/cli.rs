@@ -230,10 +230,10 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         )));
     }
     for s in &parsed.source {
-        check_source(s).map_err(|e| UsageError(e.to_string()))?;
+        check_source(s).map_err(|e| UsageError(format!("--source {e}")))?;
     }
     for g in &parsed.mutable {
-        Glob::new(g).map_err(UsageError)?;
+        Glob::new(g).map_err(|e| UsageError(format!("--mutable {e}")))?;
     }
     if let Some(p) = &parsed.upstream_proxy {
         check_proxy(p).map_err(|e| UsageError(format!("--upstream-proxy {p}: {e}")))?;

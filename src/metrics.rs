@@ -7,25 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use crate::cache::cull::IndexStats;
-use crate::cache::fetch::Fetcher;
 use crate::cache::flight::FlightInfo;
+use crate::cache::index::IndexStats;
 use crate::cache::upstream::SourceHealth;
+use crate::cache::{Cache, CacheStatus};
 use crate::http::{Finished, Observer, ServerStats};
 
-/// How a request was answered, from its `X-Cache` header and status.
+/// How a request was answered: the cache's [`CacheStatus`] (from the response's
+/// extension), an error status, or neither (our own pages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Served from a complete file on disk.
-    Hit,
-    /// Started a download.
-    Miss,
-    /// Joined a download in progress.
-    Coalesced,
-    /// A file that changes in place, confirmed current by a source.
-    Revalidated,
-    /// Such a file served unconfirmed because every source failed.
-    Stale,
+    /// A file, served as the cache says.
+    Served(CacheStatus),
     /// Answered with a 4xx or 5xx status.
     Error,
     /// Anything else (the status page, metrics scrapes).
@@ -35,46 +28,41 @@ pub enum Outcome {
 impl Outcome {
     /// Every outcome, in the order metrics list them.
     pub const ALL: [Outcome; 7] = [
-        Outcome::Hit,
-        Outcome::Miss,
-        Outcome::Coalesced,
-        Outcome::Revalidated,
-        Outcome::Stale,
+        Outcome::Served(CacheStatus::Hit),
+        Outcome::Served(CacheStatus::Miss),
+        Outcome::Served(CacheStatus::Coalesced),
+        Outcome::Served(CacheStatus::Revalidated),
+        Outcome::Served(CacheStatus::Stale),
         Outcome::Error,
         Outcome::Other,
     ];
 
-    /// The label value: `hit`, `miss`, …
+    /// The label value: the cache status's label (`hit`, `miss`, …), `error`, `other`.
     pub fn name(self) -> &'static str {
         match self {
-            Outcome::Hit => "hit",
-            Outcome::Miss => "miss",
-            Outcome::Coalesced => "coalesced",
-            Outcome::Revalidated => "revalidated",
-            Outcome::Stale => "stale",
+            Outcome::Served(s) => s.label(),
             Outcome::Error => "error",
             Outcome::Other => "other",
         }
     }
 
-    /// Classifies a finished request.
-    pub fn of(status: u16, tag: Option<&str>) -> Outcome {
-        if status >= 400 {
-            return Outcome::Error;
-        }
-        match tag {
-            Some("HIT") => Outcome::Hit,
-            Some("MISS") => Outcome::Miss,
-            Some("COALESCED") => Outcome::Coalesced,
-            Some("REVALIDATED") => Outcome::Revalidated,
-            Some("STALE") => Outcome::Stale,
-            _ => Outcome::Other,
+    /// Classifies a finished request by its status and the cache's status, if any.
+    pub fn of(status: u16, cache: Option<CacheStatus>) -> Outcome {
+        match cache {
+            _ if status >= 400 => Outcome::Error,
+            Some(s) => Outcome::Served(s),
+            None => Outcome::Other,
         }
     }
 
     /// Whether the bytes came from our disk rather than a transfer in progress.
     pub fn from_disk(self) -> bool {
-        matches!(self, Outcome::Hit | Outcome::Revalidated | Outcome::Stale)
+        matches!(self, Outcome::Served(s) if s.from_disk())
+    }
+
+    /// The position in [`Outcome::ALL`].
+    fn index(self) -> usize {
+        Outcome::ALL.iter().position(|o| *o == self).unwrap_or(0)
     }
 }
 
@@ -102,20 +90,20 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts one finished request.
-    pub fn record(&self, status: u16, tag: Option<&str>, bytes: u64) {
-        let i = Outcome::of(status, tag) as usize;
+    pub fn record(&self, status: u16, cache: Option<CacheStatus>, bytes: u64) {
+        let i = Outcome::of(status, cache).index();
         self.requests[i].fetch_add(1, Ordering::Relaxed);
         self.bytes[i].fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Requests answered with `outcome`.
     pub fn requests(&self, outcome: Outcome) -> u64 {
-        self.requests[outcome as usize].load(Ordering::Relaxed)
+        self.requests[outcome.index()].load(Ordering::Relaxed)
     }
 
     /// Body bytes sent for requests answered with `outcome`.
     pub fn bytes(&self, outcome: Outcome) -> u64 {
-        self.bytes[outcome as usize].load(Ordering::Relaxed)
+        self.bytes[outcome.index()].load(Ordering::Relaxed)
     }
 
     /// Lets the metrics show the server's requests in progress.
@@ -143,7 +131,8 @@ impl Metrics {
 
 impl Observer for Metrics {
     fn finished(&self, done: &Finished<'_>) {
-        self.record(done.status, done.tag, done.bytes);
+        let cache = done.extensions.get::<CacheStatus>().copied();
+        self.record(done.status, cache, done.bytes);
     }
 }
 
@@ -185,12 +174,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Takes a snapshot.
-    pub fn take(metrics: &Metrics, fetcher: &Fetcher) -> Snapshot {
+    pub fn take(metrics: &Metrics, cache: &Cache) -> Snapshot {
         let outcomes = Outcome::ALL
             .iter()
             .map(|&o| (o, metrics.requests(o), metrics.bytes(o)))
             .collect();
-        let sources = fetcher
+        let sources = cache
             .upstream()
             .sources()
             .iter()
@@ -201,15 +190,15 @@ impl Snapshot {
                 bytes: s.bytes.load(Ordering::Relaxed),
             })
             .collect();
-        let mut downloads = fetcher.flights().list();
+        let mut downloads = cache.downloads();
         downloads.sort_by_key(|d| std::cmp::Reverse(d.elapsed));
-        let stats = fetcher.stats();
+        let stats = cache.stats();
         Snapshot {
             outcomes,
             uptime: metrics.uptime(),
             started_at: metrics.started_at(),
             active: metrics.active(),
-            cache: fetcher.store().index().stats(),
+            cache: cache.index().stats(),
             sources,
             downloads,
             stored: stats.stored.load(Ordering::Relaxed),
@@ -227,13 +216,9 @@ impl Snapshot {
     /// Requests that did not need a download of their own (hits, coalesced,
     /// revalidated, stale) over all requests for files.
     pub fn hit_ratio(&self) -> Option<f64> {
-        let (served, _) = self.count(|o| {
-            matches!(
-                o,
-                Outcome::Hit | Outcome::Coalesced | Outcome::Revalidated | Outcome::Stale
-            )
-        });
-        let (misses, _) = self.count(|o| o == Outcome::Miss);
+        let miss = Outcome::Served(CacheStatus::Miss);
+        let (served, _) = self.count(|o| matches!(o, Outcome::Served(_)) && o != miss);
+        let (misses, _) = self.count(|o| o == miss);
         let all = served + misses;
         (all > 0).then(|| served as f64 / all as f64)
     }
@@ -257,7 +242,8 @@ impl Snapshot {
     /// Bytes clients got without a transfer of their own: served from disk, or shared
     /// with a download another client started.
     pub fn bytes_saved(&self) -> u64 {
-        self.count(|o| o.from_disk() || o == Outcome::Coalesced).1
+        self.count(|o| o.from_disk() || o == Outcome::Served(CacheStatus::Coalesced))
+            .1
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -453,12 +439,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outcomes_follow_the_tag_and_status() {
-        assert_eq!(Outcome::of(200, Some("HIT")), Outcome::Hit);
-        assert_eq!(Outcome::of(206, Some("COALESCED")), Outcome::Coalesced);
-        assert_eq!(Outcome::of(304, Some("REVALIDATED")), Outcome::Revalidated);
-        assert_eq!(Outcome::of(404, Some("MISS")), Outcome::Error);
+    fn outcomes_follow_the_cache_status_and_http_status() {
+        use CacheStatus::*;
+        assert_eq!(Outcome::of(200, Some(Hit)), Outcome::Served(Hit));
+        assert_eq!(
+            Outcome::of(206, Some(Coalesced)),
+            Outcome::Served(Coalesced)
+        );
+        assert_eq!(
+            Outcome::of(304, Some(Revalidated)),
+            Outcome::Served(Revalidated)
+        );
+        assert_eq!(Outcome::of(404, Some(Miss)), Outcome::Error);
         assert_eq!(Outcome::of(200, None), Outcome::Other);
+        let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "hit",
+                "miss",
+                "coalesced",
+                "revalidated",
+                "stale",
+                "error",
+                "other"
+            ]
+        );
+        assert!(Outcome::Served(Stale).from_disk() && !Outcome::Served(Miss).from_disk());
     }
 
     #[test]

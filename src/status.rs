@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::cache::fetch::Fetcher;
+use crate::cache::Cache;
 use crate::http::{Handler, Method, Request, Response, date};
 use crate::metrics::{Metrics, Snapshot};
 
@@ -19,13 +19,13 @@ const PAGE: &str = include_str!("status.html");
 /// The handler for `/-/`.
 pub struct Ops {
     metrics: Arc<Metrics>,
-    fetcher: Arc<Fetcher>,
+    cache: Arc<Cache>,
 }
 
 impl Ops {
-    /// Pages about `fetcher`'s cache and the request counters in `metrics`.
-    pub fn new(metrics: Arc<Metrics>, fetcher: Arc<Fetcher>) -> Ops {
-        Ops { metrics, fetcher }
+    /// Pages about `cache` and the request counters in `metrics`.
+    pub fn new(metrics: Arc<Metrics>, cache: Arc<Cache>) -> Ops {
+        Ops { metrics, cache }
     }
 }
 
@@ -37,11 +37,11 @@ impl Handler for Ops {
         let page = match req.path_info() {
             "/metrics" => Response::bytes(
                 "text/plain; version=0.0.4; charset=utf-8",
-                Snapshot::take(&self.metrics, &self.fetcher).prometheus(),
+                Snapshot::take(&self.metrics, &self.cache).prometheus(),
             ),
             "/status.json" => Response::bytes(
                 "application/json",
-                json(&Snapshot::take(&self.metrics, &self.fetcher)),
+                json(&Snapshot::take(&self.metrics, &self.cache)),
             ),
             "/status" => Response::bytes("text/html; charset=utf-8", PAGE),
             "" | "/" => {

@@ -240,9 +240,9 @@ fn a_download_nobody_wants_is_abandoned_after_the_grace_period() {
     }
     // The grace is 10 s, and less than half of 8 MiB arrives in that time.
     assert!(wait_until(Duration::from_secs(14), || cache
-        .fetcher
-        .flights()
-        .is_empty()));
+        .cache
+        .downloads_in_progress()
+        == 0));
     assert!(
         mirror.sent(PATH) < 4 << 20,
         "the upstream transfer was stopped"

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use package_cache::cache::fetch::Fetcher;
+use package_cache::cache::Cache as PcCache;
 use package_cache::http::RunningServer;
 use support::process::Process;
 use support::*;
@@ -128,7 +128,7 @@ fn tmpfs_or_skip(size: &str) -> Option<Tmpfs> {
 /// `TestCache`'s); stopped on drop.
 struct Cache {
     server: Option<RunningServer>,
-    fetcher: Arc<Fetcher>,
+    cache: Arc<PcCache>,
     addr: SocketAddr,
     root: PathBuf,
 }
@@ -136,11 +136,11 @@ struct Cache {
 impl Cache {
     fn start(root: &Path, sources: &[String]) -> Cache {
         let config = support::config(root, sources);
-        let (server, fetcher) = package_cache::app::start(&config).expect("start package-cache");
+        let (server, cache) = package_cache::app::start(&config).expect("start package-cache");
         Cache {
             addr: server.local_addr(),
             server: Some(server),
-            fetcher,
+            cache,
             root: root.to_path_buf(),
         }
     }
@@ -148,9 +148,9 @@ impl Cache {
     fn settle(&self) {
         assert!(
             wait_until(Duration::from_secs(10), || self
-                .fetcher
-                .flights()
-                .is_empty()),
+                .cache
+                .downloads_in_progress()
+                == 0),
             "downloads still running"
         );
     }

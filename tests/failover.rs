@@ -122,7 +122,7 @@ fn a_source_that_failed_to_connect_is_tried_last_for_a_while() {
     let cache = TestCache::start(&[dead, good.url()]);
     assert_eq!(cache.get(PATH).status, 200);
     assert_eq!(cache.get("/b").status, 200);
-    let health = cache.fetcher.upstream().sources()[0].health();
+    let health = cache.cache.upstream().sources()[0].health();
     assert!(health.down, "the dead source cools down");
     assert!(health.last_error.is_some());
     // Everything still works while the first source is down.

@@ -135,7 +135,7 @@ fn leftovers_of_a_crash_are_swept() {
     // The stale lock is free, so the download goes ahead at once.
     assert_eq!(cache.get(PATH).text(), "whole");
     cache.settle();
-    cache.fetcher.store().sweep();
+    cache.cache.store().sweep();
     assert_eq!(cache.files(), [stored("/distfiles/f.tar.xz")]);
 }
 

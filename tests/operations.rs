@@ -46,7 +46,7 @@ fn the_cap_evicts_the_least_recently_used_file() {
         mirror.put(&format!("/pkgs/{name}.tbz2"), bytes(100 * KB, seed));
     }
     let cache = TestCache::start_with(&[mirror.url()], |c| c.max_size = Some(250 * KB as u64));
-    let index = cache.fetcher.store().index().clone();
+    let index = cache.cache.index().clone();
     assert!(wait_until(Duration::from_secs(5), || index.stats().ready));
     assert_eq!(cache.get("/pkgs/a.tbz2").status, 200);
     assert_eq!(cache.get("/pkgs/b.tbz2").status, 200);
@@ -104,7 +104,7 @@ fn the_cap_holds_after_a_burst() {
         "{} bytes on disk over a cap of {cap}",
         disk_usage(cache.dir.path())
     );
-    let stats = cache.fetcher.store().index().stats();
+    let stats = cache.cache.index().stats();
     assert!(stats.bytes <= cap && stats.evictions >= 18, "{stats:?}");
     assert_eq!(stats.bytes, disk_usage(cache.dir.path()));
     // No download ran twice.

@@ -1,6 +1,6 @@
 //! Running downloads: one per entry across threads and processes.
 //!
-//! [`Fetcher::join`] attaches a client to the entry's [`Flight`], creating it and
+//! [`Fetcher::obtain`] attaches a client to the entry's [`Flight`], creating it and
 //! starting a download thread if there is none. That thread claims the entry's fs2
 //! lock ([`Store::claim`]):
 //!
@@ -16,19 +16,22 @@
 //! has been attached for the grace period (10 s by default, enough for `wget -c` to come
 //! back) and less than half of it has arrived.
 
+use std::fs::File;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
 
-use super::Failure;
 use super::flight::{Flight, Flights, Origin, Phase, Ticket};
+use super::index::Index;
 use super::store::{Claim, Key, Lease, Meta, Store, Watch};
 use super::tee::{self, AbandonRule, CopyEnd};
-use super::upstream::{Ask, Reply, Upstream};
+use super::upstream::{Ask, Fetched, Reply, Upstream};
+use super::{Error, Failure};
+use crate::proto::date;
 
 /// Tuning for downloads.
 #[derive(Clone, Debug)]
@@ -74,10 +77,32 @@ pub struct FetchStats {
     pub bytes_stored: AtomicU64,
 }
 
+/// How [`Fetcher::obtain`] ended, as far as one client is concerned.
+#[derive(Debug)]
+pub(crate) enum Obtained {
+    /// Bytes are coming (or all arrived): serve them from the flight. Whether this
+    /// request started the download is in the flag.
+    Streaming(Ticket, Meta, bool),
+    /// The source confirmed the copy we have (the plan was conditional).
+    NotModified,
+    /// No source could provide it.
+    Failed(Arc<Error>),
+    /// Nothing can be stored for this entry; the client must be served straight from
+    /// the sources.
+    NoStore(String),
+    /// It kept breaking before this client got its first byte.
+    Broken(String),
+}
+
+/// How many times a request starts over when a download it was waiting for vanished
+/// before sending anything (another process's leader died, a download was abandoned).
+const RETRIES: usize = 3;
+
 /// Runs and shares downloads.
 #[derive(Debug)]
 pub struct Fetcher {
     store: Store,
+    index: Arc<Index>,
     upstream: Arc<Upstream>,
     flights: Flights,
     config: FetchConfig,
@@ -85,10 +110,16 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher over `store` and `upstream`.
-    pub fn new(store: Store, upstream: Arc<Upstream>, config: FetchConfig) -> Arc<Fetcher> {
+    /// A fetcher over `store` (whose complete files `index` tracks) and `upstream`.
+    pub fn new(
+        store: Store,
+        index: Arc<Index>,
+        upstream: Arc<Upstream>,
+        config: FetchConfig,
+    ) -> Arc<Fetcher> {
         Arc::new(Fetcher {
             store,
+            index,
             upstream,
             flights: Flights::default(),
             config,
@@ -99,6 +130,11 @@ impl Fetcher {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The complete files by last use, and the size cap.
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
     }
 
     /// The sources.
@@ -116,9 +152,55 @@ impl Fetcher {
         &self.stats
     }
 
+    /// Runs or joins the download `plan` describes and waits until this client can be
+    /// answered: its first byte (`first`, the start of its range) is on disk, or the
+    /// download ended. A download that vanishes or breaks before that byte is started
+    /// over (a few times), so a client never gets a response head without a body.
+    pub(crate) fn obtain(self: &Arc<Self>, plan: &Plan, first: u64) -> Obtained {
+        let mut last_break = String::from("the download keeps failing");
+        for _ in 0..RETRIES {
+            let (ticket, started) = match self.join(plan.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Obtained::Failed(Arc::new(Error::Interrupted {
+                        path: plan.label.clone(),
+                        reason: format!("cannot start a download: {e}"),
+                    }));
+                }
+            };
+            match ticket.flight().wait_for_headers() {
+                Phase::Streaming(meta) | Phase::Complete(meta) => {
+                    // The response head leaves with the first body byte anyway: wait
+                    // for it, so that a download that breaks before this client's
+                    // first byte is retried instead of closing the connection without
+                    // a response.
+                    match ticket.flight().wait_beyond(first) {
+                        (
+                            written,
+                            Phase::Broken {
+                                reason,
+                                disk_at: None,
+                            },
+                            _,
+                        ) if written <= first => {
+                            last_break = reason;
+                        }
+                        _ => return Obtained::Streaming(ticket, meta, started),
+                    }
+                }
+                Phase::NotModified => return Obtained::NotModified,
+                Phase::Failed(e) => return Obtained::Failed(e),
+                Phase::NoStore(reason) => return Obtained::NoStore(reason),
+                Phase::Broken { reason, .. } => last_break = reason,
+                Phase::LeaderGone | Phase::Connecting => {}
+            }
+        }
+        Obtained::Broken(last_break)
+    }
+
     /// Attaches to the download of `plan.key`, starting it if none is running in this
     /// process. Returns the ticket and whether this call started it.
-    pub fn join(self: &Arc<Self>, plan: Plan) -> io::Result<(Ticket, bool)> {
+    fn join(self: &Arc<Self>, plan: Plan) -> io::Result<(Ticket, bool)> {
         let (ticket, new) = self.flights.join(&plan.key);
         if new {
             let (me, flight) = (self.clone(), ticket.flight().clone());
@@ -133,8 +215,6 @@ impl Fetcher {
                 self.flights.remove(flight);
                 return Err(e);
             }
-        } else {
-            ticket.flight().count_coalesced();
         }
         Ok((ticket, new))
     }
@@ -152,40 +232,97 @@ impl Fetcher {
         self.flights.remove(flight);
     }
 
+    /// Downloads as the one holder of the entry's lock: ask the sources, write the
+    /// part file through the tee, then commit or give up.
     fn lead(&self, flight: &Flight, lease: Lease, plan: &Plan) {
-        let conditional = plan.ask.if_modified_since.is_some() || plan.ask.if_none_match.is_some();
-        // Another download may have finished between our lookup and our lock.
-        if !conditional && let Ok(Some(entry)) = self.store.lookup(&plan.key) {
-            let meta = Meta {
-                len: Some(entry.len),
-                modified: Some(entry.modified),
-                etag: None,
-            };
-            flight.complete_with(entry.file, meta);
+        if self.completed_meanwhile(flight, plan) {
             return;
         }
         self.stats.started.fetch_add(1, Ordering::Relaxed);
         // The copy being revalidated (if any) must not be evicted meanwhile.
-        let _busy = self.store.index().busy(lease.target());
-        let mut fetched = match self.upstream.fetch(&plan.label, &plan.ask) {
-            Ok(Reply::Fresh(f)) => f,
+        let _busy = self.index.busy(lease.target());
+        let Some(mut fetched) = self.ask_sources(flight, plan) else {
+            return;
+        };
+        let Some(part) = self.open_part(flight, &lease, &mut fetched, plan) else {
+            return;
+        };
+        let started = Instant::now();
+        let mut buf = vec![0u8; self.config.buffer_size];
+        let rule = AbandonRule {
+            grace: self.config.abandon_grace,
+        };
+        let len = fetched.meta.len;
+        let end = tee::copy(&mut fetched.body, &part, flight, len, rule, &mut buf);
+        drop(buf);
+        match end {
+            CopyEnd::Done(n) if len.is_none_or(|len| len == n) => {
+                let meta = Meta {
+                    len: Some(n),
+                    ..fetched.meta.clone()
+                };
+                // Clients have every byte now; the fsync and rename happen after.
+                flight.finish(Phase::Complete(meta.clone()));
+                self.commit(lease, &part, &fetched, &meta, plan, started);
+            }
+            end => {
+                let phase = self.broken(end, &fetched, &lease, plan);
+                flight.finish(phase);
+            }
+        }
+    }
+
+    /// Another download may have finished between the client's lookup and our lock:
+    /// serve that file (unless this is a revalidation, which must ask anyway).
+    fn completed_meanwhile(&self, flight: &Flight, plan: &Plan) -> bool {
+        let conditional = plan.ask.if_modified_since.is_some() || plan.ask.if_none_match.is_some();
+        if conditional {
+            return false;
+        }
+        match self.store.lookup(&plan.key) {
+            Ok(Some(entry)) => {
+                flight.complete_with(entry.file, Meta::of_stored(entry.len, entry.modified));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Asks the sources; on anything but new content, ends the flight and returns
+    /// `None`.
+    fn ask_sources(&self, flight: &Flight, plan: &Plan) -> Option<Fetched> {
+        match self.upstream.fetch(&plan.label, &plan.ask) {
+            Ok(Reply::Fresh(mut f)) => {
+                if f.meta.modified.is_none() {
+                    // Without a Last-Modified the download time stands in, as a file's
+                    // mtime would; whole seconds, so in-flight and stored answers agree.
+                    let now = date::unix_seconds(SystemTime::now());
+                    f.meta.modified = Some(UNIX_EPOCH + Duration::from_secs(now));
+                }
+                Some(f)
+            }
             Ok(Reply::NotModified { .. }) => {
                 flight.finish(Phase::NotModified);
-                return;
+                None
             }
             Err(e) => {
                 debug!("{e}");
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 flight.finish(Phase::Failed(Arc::new(e)));
-                return;
+                None
             }
-        };
-        if fetched.meta.modified.is_none() {
-            // Without a Last-Modified the download time stands in, as a file's mtime
-            // would; whole seconds, so in-flight and stored answers agree.
-            let now = crate::proto::date::unix_seconds(std::time::SystemTime::now());
-            fetched.meta.modified = Some(std::time::UNIX_EPOCH + Duration::from_secs(now));
         }
+    }
+
+    /// Creates the part file, publishes the metadata for other processes and tells the
+    /// clients that bytes are coming; on failure ends the flight with `NoStore`.
+    fn open_part(
+        &self,
+        flight: &Flight,
+        lease: &Lease,
+        fetched: &mut Fetched,
+        plan: &Plan,
+    ) -> Option<Arc<File>> {
         let part = match lease
             .create_part()
             .and_then(|p| lease.publish(&fetched.meta).map(|()| p))
@@ -194,68 +331,60 @@ impl Fetcher {
             Err(e) => {
                 warn!("cannot write {}: {e}", lease.target().display());
                 flight.finish(Phase::NoStore(e.to_string()));
-                return;
+                return None;
             }
         };
         let origin = Origin {
             source: fetched.source,
             path: plan.ask.paths[fetched.source].clone().unwrap_or_default(),
         };
-        let started = Instant::now();
         flight.begin(fetched.meta.clone(), part.clone(), Some(origin));
-        let mut buf = vec![0u8; self.config.buffer_size];
-        let rule = AbandonRule {
-            grace: self.config.abandon_grace,
-        };
-        let end = tee::copy(
-            &mut fetched.body,
-            &part,
-            flight,
-            fetched.meta.len,
-            rule,
-            &mut buf,
-        );
-        drop(buf);
-        let broken = |reason: String, disk_at: Option<u64>| {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            Phase::Broken { reason, disk_at }
-        };
-        let phase = match end {
-            CopyEnd::Done(n) if fetched.meta.len.is_none_or(|len| len == n) => {
-                let meta = Meta {
-                    len: Some(n),
-                    ..fetched.meta.clone()
-                };
-                // Clients have every byte now; the fsync and rename happen after.
-                flight.finish(Phase::Complete(meta.clone()));
-                if fetched.close_delimited {
-                    // Its end cannot be verified: a cut connection looks the same. It
-                    // was passed on as received, but is not kept.
-                    debug!(
-                        "not storing {}: {} sent no length",
-                        plan.key.as_str(),
-                        fetched.url
-                    );
-                    return;
-                }
-                let target = lease.target().to_path_buf();
-                match lease.commit(&part, meta.modified) {
-                    Ok(()) => {
-                        self.store.index().stored(&target, n);
-                        self.stats.stored.fetch_add(1, Ordering::Relaxed);
-                        self.stats.bytes_stored.fetch_add(n, Ordering::Relaxed);
-                        debug!(
-                            "stored {} ({n} bytes from {} in {}ms)",
-                            plan.key.as_str(),
-                            fetched.url,
-                            started.elapsed().as_millis()
-                        );
-                    }
-                    Err(e) => warn!("cannot store {}: {e}", self.store.path(&plan.key).display()),
-                }
-                return;
+        Some(part)
+    }
+
+    /// Makes a complete download permanent (unless its end could not be verified).
+    fn commit(
+        &self,
+        lease: Lease,
+        part: &File,
+        fetched: &Fetched,
+        meta: &Meta,
+        plan: &Plan,
+        started: Instant,
+    ) {
+        if fetched.close_delimited {
+            // Its end cannot be verified: a cut connection looks the same. It was
+            // passed on as received, but is not kept.
+            debug!(
+                "not storing {}: {} sent no length",
+                plan.key.as_str(),
+                fetched.url
+            );
+            return;
+        }
+        let target = lease.target().to_path_buf();
+        let n = meta.len.unwrap_or(0);
+        match lease.commit(part, meta.modified) {
+            Ok(()) => {
+                self.index.stored(&target, n);
+                self.stats.stored.fetch_add(1, Ordering::Relaxed);
+                self.stats.bytes_stored.fetch_add(n, Ordering::Relaxed);
+                debug!(
+                    "stored {} ({n} bytes from {} in {}ms)",
+                    plan.key.as_str(),
+                    fetched.url,
+                    started.elapsed().as_millis()
+                );
             }
-            CopyEnd::Done(n) => broken(
+            Err(e) => warn!("cannot store {}: {e}", target.display()),
+        }
+    }
+
+    /// The phase that ends a download that did not complete, logged.
+    fn broken(&self, end: CopyEnd, fetched: &Fetched, lease: &Lease, plan: &Plan) -> Phase {
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        let (reason, disk_at) = match end {
+            CopyEnd::Done(n) => (
                 format!(
                     "{} sent {n} of {} bytes",
                     fetched.url,
@@ -265,7 +394,7 @@ impl Fetcher {
             ),
             CopyEnd::Upstream(n, e) => {
                 let failure = Failure::from_ureq(ureq::Error::from(e));
-                broken(
+                (
                     format!("{} failed after {n} bytes: {failure}", fetched.url),
                     None,
                 )
@@ -281,21 +410,18 @@ impl Fetcher {
                     lease.target().display(),
                     plan.key.as_str()
                 );
-                broken(format!("disk write failed: {e}"), Some(n))
+                (format!("disk write failed: {e}"), Some(n))
             }
             CopyEnd::Abandoned(n) => {
                 info!(
                     "abandoned {} after {n} bytes: no client left",
                     plan.key.as_str()
                 );
-                broken("abandoned".into(), None)
+                ("abandoned".into(), None)
             }
         };
-        if let Phase::Broken { reason, .. } = &phase {
-            info!("download of {} broke: {reason}", plan.key.as_str());
-        }
-        flight.finish(phase);
-        drop(lease);
+        info!("download of {} broke: {reason}", plan.key.as_str());
+        Phase::Broken { reason, disk_at }
     }
 
     /// Relays a download running in another process.
@@ -345,28 +471,34 @@ impl Fetcher {
                 return;
             }
             if !alive {
-                // Unknown length: complete only if the leader renamed it into place.
-                let done = meta.len.is_none()
-                    && matches!(self.store.lookup(&plan.key), Ok(Some(e)) if e.len == written);
-                if done {
-                    flight.finish(Phase::Complete(Meta {
-                        len: Some(written),
-                        ..meta
-                    }));
-                } else if let Some(stored) = watch.disk_failure() {
-                    flight.finish(Phase::Broken {
-                        reason: "the disk refused the file in another process".into(),
-                        disk_at: Some(stored.min(written)),
-                    });
-                } else {
-                    flight.finish(Phase::Broken {
-                        reason: "the download in another process failed".into(),
-                        disk_at: None,
-                    });
-                }
+                flight.finish(self.remote_end(watch, plan, meta, written));
                 return;
             }
             poll.wait(progressed);
+        }
+    }
+
+    /// How a download in another process ended, once its leader let go of the lock
+    /// with `written` bytes in the part file.
+    fn remote_end(&self, watch: &Watch, plan: &Plan, meta: Meta, written: u64) -> Phase {
+        // Unknown length: complete only if the leader renamed it into place.
+        let done = meta.len.is_none()
+            && matches!(self.store.lookup(&plan.key), Ok(Some(e)) if e.len == written);
+        if done {
+            Phase::Complete(Meta {
+                len: Some(written),
+                ..meta
+            })
+        } else if let Some(stored) = watch.disk_failure() {
+            Phase::Broken {
+                reason: "the disk refused the file in another process".into(),
+                disk_at: Some(stored.min(written)),
+            }
+        } else {
+            Phase::Broken {
+                reason: "the download in another process failed".into(),
+                disk_at: None,
+            }
         }
     }
 
@@ -375,12 +507,7 @@ impl Fetcher {
     fn after_remote_leader(&self, flight: &Flight, plan: &Plan) {
         match self.store.lookup(&plan.key) {
             Ok(Some(entry)) => {
-                let meta = Meta {
-                    len: Some(entry.len),
-                    modified: Some(entry.modified),
-                    etag: None,
-                };
-                flight.complete_with(entry.file, meta);
+                flight.complete_with(entry.file, Meta::of_stored(entry.len, entry.modified));
             }
             _ => flight.finish(Phase::LeaderGone),
         }

@@ -69,7 +69,6 @@ struct State {
     origin: Option<Origin>,
     readers: usize,
     alone_since: Option<Instant>,
-    coalesced: u64,
     /// Completed from a file already on disk, without a transfer.
     from_disk: bool,
 }
@@ -111,7 +110,6 @@ impl Flight {
                 origin: None,
                 readers: 0,
                 alone_since: Some(Instant::now()),
-                coalesced: 0,
                 from_disk: false,
             }),
             cond: Condvar::new(),
@@ -196,14 +194,6 @@ impl Flight {
             readers: s.readers,
             elapsed: self.started.elapsed(),
         }
-    }
-
-    /// Counts one more client that joined while the download was running; returns the
-    /// count so far.
-    pub(crate) fn count_coalesced(&self) -> u64 {
-        let mut s = self.lock();
-        s.coalesced += 1;
-        s.coalesced
     }
 
     /// Headers arrived: bytes will appear in `file`.

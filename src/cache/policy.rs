@@ -36,6 +36,27 @@ pub const BUILTIN_MUTABLE: &[&str] = &[
 /// The default for `--mutable-ttl`.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
+/// Why a glob was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobError {
+    /// The pattern as given.
+    pub pattern: String,
+    /// Why it cannot be used.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for GlobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pattern.is_empty() {
+            f.write_str(self.reason)
+        } else {
+            write!(f, "{}: {}", self.pattern, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for GlobError {}
+
 /// A checked glob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Glob {
@@ -45,13 +66,17 @@ pub struct Glob {
 
 impl Glob {
     /// Checks `pattern`; refuses empty patterns and absolute paths.
-    pub fn new(pattern: &str) -> Result<Glob, String> {
+    pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        let refuse = |reason| GlobError {
+            pattern: pattern.to_owned(),
+            reason,
+        };
         if pattern.is_empty() {
-            return Err("--mutable: empty pattern".into());
+            return Err(refuse("empty pattern"));
         }
         if pattern.starts_with('/') {
-            return Err(format!(
-                "--mutable {pattern}: patterns are relative to the cache root (drop the leading /)"
+            return Err(refuse(
+                "patterns are relative to the cache root (drop the leading /)",
             ));
         }
         Ok(Glob {
@@ -84,6 +109,16 @@ fn glob_match(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
+/// Whether a stored copy may be served without asking a source (RFC 9111 §4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Serve it.
+    Fresh,
+    /// Ask a source first with a conditional request (RFC 9111 §4.3); if every source
+    /// fails, serve it anyway, marked stale.
+    Revalidate,
+}
+
 #[derive(Debug, Clone)]
 struct Checked {
     at: Instant,
@@ -100,7 +135,7 @@ pub struct Policy {
 
 impl Policy {
     /// The built-in globs plus `extra`, with copies trusted for `ttl`.
-    pub fn new(extra: &[String], ttl: Duration) -> Result<Policy, String> {
+    pub fn new(extra: &[String], ttl: Duration) -> Result<Policy, GlobError> {
         let mut globs: Vec<Glob> = BUILTIN_MUTABLE
             .iter()
             .map(|g| Glob::new(g))
@@ -115,25 +150,24 @@ impl Policy {
         })
     }
 
-    /// How long a copy is trusted.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// Whether `key` names a file that changes in place.
     pub fn is_mutable(&self, key: &Key) -> bool {
         self.globs.iter().any(|g| g.matches(key.as_str()))
     }
 
-    /// Whether the copy of `key` must be confirmed with the source before serving.
-    /// Always false for immutable files; true for a mutable file not fetched or
-    /// confirmed by this process in the last `ttl`.
-    pub fn needs_check(&self, key: &Key) -> bool {
+    /// Whether the copy of `key` we hold may be served as it is, or must first be
+    /// confirmed with a source: always fresh for immutable files; for a mutable file,
+    /// fresh for `ttl` after this process last fetched or confirmed it.
+    pub fn freshness(&self, key: &Key) -> Freshness {
         if !self.is_mutable(key) {
-            return false;
+            return Freshness::Fresh;
         }
         let checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
-        checked.get(key).is_none_or(|c| c.at.elapsed() >= self.ttl)
+        if checked.get(key).is_none_or(|c| c.at.elapsed() >= self.ttl) {
+            Freshness::Revalidate
+        } else {
+            Freshness::Fresh
+        }
     }
 
     /// Records that the copy of `key` is current as of now (fetched, confirmed, or
@@ -211,13 +245,13 @@ mod tests {
     fn checks_expire_after_the_ttl_and_keep_etags() {
         let p = Policy::new(&["*.idx".into()], Duration::from_millis(50)).unwrap();
         let k = key("/x/a.idx");
-        assert!(p.needs_check(&k));
+        assert_eq!(p.freshness(&k), Freshness::Revalidate);
         p.checked(&k, Some("\"v1\"".into()));
-        assert!(!p.needs_check(&k));
+        assert_eq!(p.freshness(&k), Freshness::Fresh);
         std::thread::sleep(Duration::from_millis(60));
-        assert!(p.needs_check(&k));
+        assert_eq!(p.freshness(&k), Freshness::Revalidate);
         p.checked(&k, None);
         assert_eq!(p.etag(&k).as_deref(), Some("\"v1\""));
-        assert!(!p.needs_check(&key("/x/immutable.tar")));
+        assert_eq!(p.freshness(&key("/x/immutable.tar")), Freshness::Fresh);
     }
 }

@@ -19,13 +19,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info};
 
 use super::Error;
-use super::cull::Index;
 
 /// Suffix of the file a download writes to.
 pub const PART_SUFFIX: &str = ".pc-part";
@@ -84,6 +82,15 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// What a complete file on disk tells: its length and modification time (no ETag).
+    pub fn of_stored(len: u64, modified: SystemTime) -> Meta {
+        Meta {
+            len: Some(len),
+            modified: Some(modified),
+            etag: None,
+        }
+    }
+
     /// The one-line form stored in a lock file: `pc1 LEN MTIME ETAG`, `-` for unknown.
     fn encode(&self) -> String {
         let len = self.len.map_or("-".to_owned(), |n| n.to_string());
@@ -137,7 +144,6 @@ pub struct Entry {
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
-    index: Arc<Index>,
 }
 
 impl Store {
@@ -149,18 +155,12 @@ impl Store {
         let probe = root.join(format!(".write-test.{}{PART_SUFFIX}", std::process::id()));
         File::create(&probe).map_err(|e| Error::io(&root, e))?;
         let _ = fs::remove_file(&probe);
-        let index = Index::new(&root);
-        Ok(Store { root, index })
+        Ok(Store { root })
     }
 
     /// The cache directory.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// The complete files by last use, and the size cap.
-    pub fn index(&self) -> &Arc<Index> {
-        &self.index
     }
 
     /// Where `key` is stored.
@@ -244,9 +244,30 @@ impl Store {
     }
 }
 
+/// Calls `f` for every complete cached file below `root` (not following symlinks),
+/// skipping our temporary and lock files. With `sweep`, those of dead downloads met on
+/// the way are removed.
+pub(crate) fn files(root: &Path, sweep: bool, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
+    let mut swept = 0;
+    walk(root, &mut |dir, entry, kind| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if is_internal(&name) {
+            if sweep {
+                swept += sweep_leftover(dir, &name);
+            }
+        } else if kind.is_file()
+            && let Ok(meta) = entry.metadata()
+        {
+            f(&entry.path(), &meta);
+        }
+    });
+    report_swept(swept);
+}
+
 /// Calls `f(dir, entry, kind)` for every entry below `root` that is not a directory
 /// (symlinks are not followed). Unreadable directories are skipped.
-pub(crate) fn walk(root: &Path, f: &mut dyn FnMut(&Path, &fs::DirEntry, fs::FileType)) {
+fn walk(root: &Path, f: &mut dyn FnMut(&Path, &fs::DirEntry, fs::FileType)) {
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let entries = match fs::read_dir(&dir) {
@@ -270,18 +291,18 @@ pub(crate) fn walk(root: &Path, f: &mut dyn FnMut(&Path, &fs::DirEntry, fs::File
 }
 
 /// Whether `name` is one of ours rather than a cached file: a temporary or lock file.
-pub(crate) fn is_internal(name: &str) -> bool {
+fn is_internal(name: &str) -> bool {
     temp_target(name).is_some()
 }
 
 /// If `name` in `dir` is a temporary or lock file whose download is dead, removes it
 /// (with its partner); returns how many files it removed.
-pub(crate) fn sweep_leftover(dir: &Path, name: &str) -> usize {
+fn sweep_leftover(dir: &Path, name: &str) -> usize {
     temp_target(name).map_or(0, |target| sweep_one(&Paths::new(dir.join(target))))
 }
 
 /// Logs what a sweep removed.
-pub(crate) fn report_swept(removed: usize) {
+fn report_swept(removed: usize) {
     if removed > 0 {
         info!("removed {removed} files left by interrupted downloads");
     }
@@ -516,7 +537,7 @@ mod tests {
             "/a//b",
         ] {
             let e = Key::new(bad).unwrap_err();
-            assert_eq!(e.status(), 404, "{bad}");
+            assert!(matches!(e, Error::InvalidPath { .. }), "{bad}");
         }
     }
 

@@ -239,8 +239,9 @@ impl Upstream {
         let mut agents = Vec::new();
         for proxy in &proxies {
             let proxy = match proxy {
-                Some(p) => Some(ureq::Proxy::new(p).map_err(|e| {
-                    Error::Config(format!("proxy {p}: {}", e.to_string().to_lowercase()))
+                Some(p) => Some(ureq::Proxy::new(p).map_err(|e| Error::BadProxy {
+                    proxy: p.clone(),
+                    reason: e.to_string().to_lowercase(),
                 })?),
                 None => None,
             };
@@ -396,7 +397,10 @@ impl<R: Read> Read for Counted<R> {
 
 /// Refuses source URLs that are not `http://host…` or `https://host…`.
 pub fn check_source(url: &str) -> Result<(), Error> {
-    let bad = |why: &str| Error::Config(format!("--source {url}: {why}"));
+    let bad = |reason| Error::BadSource {
+        url: url.to_owned(),
+        reason,
+    };
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
@@ -452,7 +456,7 @@ mod tests {
             "http://a b",
         ] {
             let e = check_source(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("--source {bad}: ")), "{e}");
+            assert!(e.starts_with(&format!("{bad}: ")), "{e}");
         }
     }
 

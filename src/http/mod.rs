@@ -20,6 +20,7 @@
 pub mod access;
 pub use crate::proto::{date, path};
 pub mod conditional;
+mod extensions;
 mod handler;
 mod headers;
 pub mod mime;
@@ -32,6 +33,7 @@ mod server;
 pub mod socket;
 mod wire;
 
+pub use extensions::Extensions;
 pub use handler::Handler;
 pub use headers::Headers;
 pub use request::{Method, Request, Version};

@@ -9,7 +9,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::Read;
 
-use super::Headers;
+use super::{Extensions, Headers};
 pub use crate::proto::reason::reason_phrase;
 
 /// What follows the headers.
@@ -78,6 +78,7 @@ pub struct Response {
     headers: Headers,
     body: Body,
     held: Held,
+    extensions: Extensions,
 }
 
 /// Values a response keeps alive until it has been sent (see [`Response::hold`]).
@@ -98,7 +99,25 @@ impl Response {
             headers: Headers::new(),
             body: Body::Empty,
             held: Held::default(),
+            extensions: Extensions::new(),
         }
+    }
+
+    /// Attaches a typed value for the layers around the handler (see [`Extensions`]):
+    /// the server hands it to its [`super::Observer`] with the finished request.
+    pub fn with_extension<T: std::any::Any + Send + Sync>(mut self, value: T) -> Response {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// The values attached with [`Response::with_extension`].
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Takes the attached values, for the server to hand to its observer.
+    pub(crate) fn take_extensions(&mut self) -> Extensions {
+        std::mem::take(&mut self.extensions)
     }
 
     /// Keeps `value` alive until the response has been sent (or abandoned), then drops

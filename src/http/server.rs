@@ -83,6 +83,9 @@ pub struct Finished<'a> {
     pub complete: bool,
     /// Time from the request's arrival to the end of the response.
     pub elapsed: Duration,
+    /// The values the handler attached to its response
+    /// ([`Response::with_extension`]).
+    pub extensions: &'a super::Extensions,
 }
 
 /// Something told about every answered request: metrics, an access log of one's own.
@@ -502,6 +505,7 @@ fn serve(job: Job, shared: &Shared) {
         Response::error(500)
     });
     let held = response.take_held();
+    let extensions = response.take_extensions();
     let response = match response.body() {
         Body::HeadOnly(_) if !head => {
             error!("handler answered {method} {target} without a body");
@@ -568,6 +572,7 @@ fn serve(job: Job, shared: &Shared) {
             bytes,
             complete: note.is_empty(),
             elapsed,
+            extensions: &extensions,
         });
     }
     let client = peer.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use package_cache::cache::fetch::Fetcher;
+use package_cache::cache::Cache;
 use package_cache::config::Config;
 use package_cache::http::RunningServer;
 
@@ -69,7 +69,7 @@ pub fn config(cache: &Path, sources: &[String]) -> Config {
 /// A package-cache running in this process on 127.0.0.1 with a temporary cache.
 pub struct TestCache {
     pub server: Option<RunningServer>,
-    pub fetcher: Arc<Fetcher>,
+    pub cache: Arc<Cache>,
     pub dir: TempDir,
     pub addr: std::net::SocketAddr,
 }
@@ -94,11 +94,11 @@ impl TestCache {
     ) -> TestCache {
         let mut config = config(dir.path(), sources);
         tweak(&mut config);
-        let (server, fetcher) = package_cache::app::start(&config).expect("start package-cache");
+        let (server, cache) = package_cache::app::start(&config).expect("start package-cache");
         let addr = server.local_addr();
         TestCache {
             server: Some(server),
-            fetcher,
+            cache,
             dir,
             addr,
         }
@@ -121,7 +121,7 @@ impl TestCache {
     /// Waits (up to 10 s) for every download thread to end.
     pub fn settle(&self) {
         wait_until(Duration::from_secs(10), || {
-            self.fetcher.flights().is_empty()
+            self.cache.downloads_in_progress() == 0
         });
     }
 
@@ -135,7 +135,7 @@ impl Drop for TestCache {
         if let Some(s) = self.server.take() {
             let _ = s.stop();
         }
-        self.fetcher.store().index().stop();
+        self.cache.index().stop();
     }
 }
 

@@ -1,0 +1,214 @@
+//! What can go wrong in the cache, described rather than judged: which source
+//! answered what, which file could not be written. Turning an error into an HTTP
+//! status is the application's business (see `mirror::status_of`).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// How one source failed to provide a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// 404 or 410: the source does not have it.
+    NotFound(u16),
+    /// Any other unusable status (5xx, 403, an unfollowed redirect...).
+    Status(u16),
+    /// Connecting, waiting for the response or reading the body took too long.
+    Timeout,
+    /// The host name did not resolve.
+    Dns,
+    /// The connection was refused or broke.
+    Connect(String),
+    /// The TLS handshake or certificate check failed.
+    Tls(String),
+    /// The response broke the protocol (bad headers, body shorter than announced...).
+    Protocol(String),
+}
+
+impl Failure {
+    /// Whether the source is unreachable rather than merely without the file: such a
+    /// source is tried last for a while.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            Failure::Timeout | Failure::Dns | Failure::Connect(_) | Failure::Tls(_)
+        )
+    }
+
+    /// Classifies an error from ureq (also when it arrives wrapped in an `io::Error`
+    /// from a body read).
+    pub fn from_ureq(e: ureq::Error) -> Failure {
+        match e {
+            ureq::Error::Timeout(_) => Failure::Timeout,
+            ureq::Error::HostNotFound => Failure::Dns,
+            ureq::Error::Io(e) => Failure::from_io(&e),
+            ureq::Error::Tls(s) => Failure::Tls(s.to_owned()),
+            ureq::Error::Rustls(e) => Failure::Tls(e.to_string()),
+            ureq::Error::Pem(e) => Failure::Tls(e.to_string()),
+            ureq::Error::ConnectionFailed => Failure::Connect("connection failed".into()),
+            ureq::Error::TooManyRedirects => Failure::Protocol("too many redirects".into()),
+            ureq::Error::StatusCode(code) => Failure::Status(code),
+            other => Failure::Protocol(other.to_string()),
+        }
+    }
+
+    /// Classifies an I/O error from a socket.
+    pub fn from_io(e: &io::Error) -> Failure {
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout,
+            io::ErrorKind::ConnectionRefused => Failure::Connect("connection refused".into()),
+            io::ErrorKind::ConnectionReset => Failure::Connect("connection reset".into()),
+            io::ErrorKind::UnexpectedEof => Failure::Protocol("body ended early".into()),
+            _ => Failure::Connect(e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::NotFound(code) | Failure::Status(code) => {
+                write!(
+                    f,
+                    "{code} {}",
+                    crate::proto::reason::reason_phrase(*code).to_lowercase()
+                )
+            }
+            Failure::Timeout => f.write_str("timed out"),
+            Failure::Dns => f.write_str("host not found"),
+            Failure::Connect(e) => f.write_str(e),
+            Failure::Tls(e) => write!(f, "tls: {e}"),
+            Failure::Protocol(e) => write!(f, "protocol: {e}"),
+        }
+    }
+}
+
+/// One source's answer, for error messages and the status page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The URL asked.
+    pub url: String,
+    /// What went wrong.
+    pub failure: Failure,
+}
+
+/// Everything that can go wrong in the cache.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The path names something the cache never stores or serves: a directory, a
+    /// temporary or lock file.
+    InvalidPath {
+        /// The path as requested.
+        path: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// No source could provide `path`; `attempts` says what each one answered.
+    Upstream {
+        /// The path as requested.
+        path: String,
+        /// One entry per source tried, in order.
+        attempts: Vec<Attempt>,
+    },
+    /// The download broke after its first bytes went out.
+    Interrupted {
+        /// The path as requested.
+        path: String,
+        /// What broke.
+        reason: String,
+    },
+    /// A file or directory of the cache could not be used.
+    Io {
+        /// The path on disk.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A source is not a usable base URL (`http://host/…` or `https://host/…`).
+    BadSource {
+        /// The URL as given.
+        url: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// A proxy URL cannot be used.
+    BadProxy {
+        /// The proxy URL as given (by a flag or the environment).
+        proxy: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The configuration cannot work otherwise (an unreadable certificate file).
+    Config(String),
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidPath { path, reason } => write!(f, "{path}: {reason}"),
+            Error::Upstream { path, attempts } if attempts.is_empty() => {
+                write!(f, "{path}: no source to ask")
+            }
+            Error::Upstream { path, attempts } => {
+                write!(f, "no source could provide {path}: ")?;
+                for (i, a) in attempts.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}{} {}", a.url, a.failure)?;
+                }
+                Ok(())
+            }
+            Error::Interrupted { path, reason } => write!(f, "download of {path} broke: {reason}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::BadSource { url, reason } => write!(f, "{url}: {reason}"),
+            Error::BadProxy { proxy, reason } => write!(f, "{proxy}: {reason}"),
+            Error::Config(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(failures: &[Failure]) -> Error {
+        Error::Upstream {
+            path: "/distfiles/x".into(),
+            attempts: failures
+                .iter()
+                .map(|f| Attempt {
+                    url: "http://a/distfiles/x".into(),
+                    failure: f.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn messages_name_every_source() {
+        let e = upstream(&[Failure::NotFound(404), Failure::Timeout]);
+        assert_eq!(
+            e.to_string(),
+            "no source could provide /distfiles/x: http://a/distfiles/x 404 not found; http://a/distfiles/x timed out"
+        );
+    }
+}

@@ -1,0 +1,317 @@
+//! The cache's front door: one question per request ([`Query`]), one answer
+//! ([`Answer`]). Everything between (lookup, freshness, revalidation, joining or
+//! starting a download, retries, serving stale copies when sources fail, passing
+//! through what cannot be stored) is decided here and below, never by the caller.
+//!
+//! ```text
+//! Cache::get ─► lookup (entry or an alternate)
+//!     ├─ found, fresh ──────────────────────────────► HIT (the file on disk)
+//!     ├─ found, must be revalidated ─► obtain (conditional) ─► REVALIDATED | new copy | STALE
+//!     ├─ missing, HEAD, nobody downloading ─► ask the sources for headers ─► MISS
+//!     └─ missing ─► obtain ─► MISS | COALESCED (a download in progress) | pass-through
+//! ```
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use log::{debug, warn};
+
+use super::content::Content;
+use super::fetch::{FetchConfig, Fetcher, Obtained, Plan};
+use super::flight::{FlightInfo, Phase, Ticket};
+use super::index::Index;
+use super::policy::{Freshness, Policy};
+use super::store::{Entry, Key, Meta, Store};
+use super::upstream::{Ask, Reply, Upstream};
+use super::{CacheStatus, Error};
+
+/// What a client wants of a file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Want {
+    /// Only the headers (`HEAD`): a file nobody has is not downloaded for it.
+    pub head: bool,
+    /// The first byte the answer needs before it can start (the start of a single
+    /// range, `bytes=N-` or `bytes=N-M`; else 0), in bytes.
+    pub first_byte: u64,
+    /// The answer must know the file's length before it starts (a range or
+    /// conditional request): a download without a `Content-Length` is waited for.
+    pub length: bool,
+}
+
+/// One request's question to the cache.
+pub struct Query<'a> {
+    /// The entry.
+    pub key: Key,
+    /// Other entries that may hold the same file (a Python-cache flat copy of a
+    /// distfile); served as hits, never written.
+    pub alternates: &'a [Key],
+    /// What the client wants.
+    pub want: Want,
+    /// The path to ask each source for, by source index (`None` skips a source).
+    /// Called only when a source must be asked.
+    pub paths: &'a dyn Fn() -> Vec<Option<String>>,
+    /// The path as the client asked for it, for messages.
+    pub label: &'a str,
+}
+
+/// The cache's answer.
+#[derive(Debug)]
+pub enum Answer {
+    /// The file (or, for `HEAD`, its headers).
+    Found(Found),
+    /// It could not be served; the error says why (every source's answer, a broken
+    /// download, local trouble).
+    Failed(Arc<Error>),
+}
+
+/// A file the cache can serve.
+#[derive(Debug)]
+pub struct Found {
+    /// How it was served.
+    pub status: CacheStatus,
+    /// Length (always known when [`Want::length`] was asked, or when the file is
+    /// stored), Last-Modified and the source's ETag.
+    pub meta: Meta,
+    /// The bytes.
+    pub content: Content,
+}
+
+/// The cache: store, index, sources, downloads and freshness rules behind one door.
+#[derive(Debug)]
+pub struct Cache {
+    fetcher: Arc<Fetcher>,
+    policy: Policy,
+}
+
+impl Cache {
+    /// A cache over `store`, asking `upstream`, with `policy` deciding freshness. The
+    /// index starts empty; [`Index::run`] (the culler) fills it.
+    pub fn new(store: Store, upstream: Upstream, policy: Policy, config: FetchConfig) -> Cache {
+        let index = Index::new(store.root());
+        Cache {
+            fetcher: Fetcher::new(store, index, Arc::new(upstream), config),
+            policy,
+        }
+    }
+
+    /// Answers `query`: see the module docs for the decisions on the way.
+    pub fn get(&self, query: &Query<'_>) -> Answer {
+        let entry = match self.lookup(query) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!("{e}");
+                return Answer::Failed(Arc::new(e));
+            }
+        };
+        match entry {
+            Some(entry) => match self.policy.freshness(&query.key) {
+                Freshness::Fresh => self.stored(entry, CacheStatus::Hit),
+                Freshness::Revalidate => self.revalidate(query, entry),
+            },
+            None if query.want.head && self.fetcher.flights().get(&query.key).is_none() => {
+                self.head(query)
+            }
+            None => {
+                let obtained = self
+                    .fetcher
+                    .obtain(&self.plan(query, None), query.want.first_byte);
+                self.settle(query, None, obtained)
+            }
+        }
+    }
+
+    /// The complete file for `query`: its entry, or one of its alternates.
+    fn lookup(&self, query: &Query<'_>) -> Result<Option<Entry>, Error> {
+        let store = self.fetcher.store();
+        for key in std::iter::once(&query.key).chain(query.alternates) {
+            if let Some(e) = store.lookup(key)? {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks the sources whether our copy of a file that changes in place is current.
+    fn revalidate(&self, query: &Query<'_>, entry: Entry) -> Answer {
+        let validators = (entry.modified, self.policy.etag(&query.key));
+        let plan = self.plan(query, Some(validators));
+        let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
+        self.settle(query, Some(entry), obtained)
+    }
+
+    /// Turns how a download went into the answer, given the copy we hold (if any):
+    /// new bytes stream; a 304 serves ours; a failure serves ours as stale (RFC 9111
+    /// stale-if-error) or, with nothing held, is the answer.
+    fn settle(&self, query: &Query<'_>, held: Option<Entry>, obtained: Obtained) -> Answer {
+        let key = &query.key;
+        match (obtained, held) {
+            (Obtained::Streaming(ticket, meta, started), _) => {
+                self.policy.checked(key, meta.etag.clone());
+                self.streaming(query, ticket, meta, started)
+            }
+            (Obtained::NotModified, Some(entry)) => {
+                self.policy.checked(key, None);
+                self.stored(entry, CacheStatus::Revalidated)
+            }
+            // Joined another client's revalidation of a copy that is gone now.
+            (Obtained::NotModified, None) => match self.lookup(query) {
+                Ok(Some(entry)) => self.stored(entry, CacheStatus::Hit),
+                _ => failed(query, "the copy a source confirmed is gone".into()),
+            },
+            (Obtained::NoStore(reason), None) => {
+                debug!("not storing {}: {reason}", query.label);
+                self.pass_through(query)
+            }
+            (failure, Some(entry)) => {
+                let reason = match failure {
+                    Obtained::Failed(e) => e.to_string(),
+                    Obtained::NoStore(_) => "the new copy cannot be stored".into(),
+                    Obtained::Broken(reason) => reason,
+                    _ => String::new(),
+                };
+                warn!("serving a stale copy of {}: {reason}", query.label);
+                self.policy.checked(key, None);
+                self.stored(entry, CacheStatus::Stale)
+            }
+            (Obtained::Failed(e), None) => Answer::Failed(e),
+            (Obtained::Broken(reason), None) => failed(query, reason),
+        }
+    }
+
+    /// Serves a complete file from disk, recording the use.
+    fn stored(&self, entry: Entry, status: CacheStatus) -> Answer {
+        let busy = self.fetcher.index().used(&entry);
+        Answer::Found(Found {
+            status,
+            meta: Meta::of_stored(entry.len, entry.modified),
+            content: Content::stored(entry.file, busy),
+        })
+    }
+
+    /// Serves from a download in progress (or just finished). When the client needs
+    /// the length and the source did not announce one, waits for the end.
+    fn streaming(&self, query: &Query<'_>, ticket: Ticket, meta: Meta, started: bool) -> Answer {
+        let status = if ticket.flight().from_disk() {
+            CacheStatus::Hit
+        } else if started {
+            CacheStatus::Miss
+        } else {
+            CacheStatus::Coalesced
+        };
+        let meta = match meta.len {
+            None if query.want.length => match ticket.flight().wait_beyond(u64::MAX).1 {
+                Phase::Complete(meta) => meta,
+                _ => return failed(query, "the download broke".into()),
+            },
+            _ => meta,
+        };
+        let upstream = self.fetcher.upstream().clone();
+        Answer::Found(Found {
+            status,
+            meta,
+            content: Content::download(ticket, upstream),
+        })
+    }
+
+    /// `HEAD` of a file nobody is downloading: ask the sources, store nothing.
+    fn head(&self, query: &Query<'_>) -> Answer {
+        self.direct(
+            query,
+            Ask {
+                head: true,
+                paths: (query.paths)(),
+                ..Ask::default()
+            },
+        )
+    }
+
+    /// Nothing can be stored for this file: stream it straight from the sources.
+    fn pass_through(&self, query: &Query<'_>) -> Answer {
+        self.direct(
+            query,
+            Ask {
+                paths: (query.paths)(),
+                ..Ask::default()
+            },
+        )
+    }
+
+    /// Asks the sources once and answers with their response, without storing it.
+    fn direct(&self, query: &Query<'_>, ask: Ask) -> Answer {
+        match self.fetcher.upstream().fetch(query.label, &ask) {
+            Ok(Reply::Fresh(f)) => Answer::Found(Found {
+                status: CacheStatus::Miss,
+                meta: f.meta,
+                content: if ask.head {
+                    Content::headers()
+                } else {
+                    Content::source_body(f.body)
+                },
+            }),
+            Ok(Reply::NotModified { .. }) => failed(
+                query,
+                "a source answered 304 to an unconditional request".into(),
+            ),
+            Err(e) => Answer::Failed(Arc::new(e)),
+        }
+    }
+
+    /// The download of `query`'s entry, conditional on `validators` (the copy we
+    /// hold: its Last-Modified and the source's ETag) when revalidating.
+    fn plan(&self, query: &Query<'_>, validators: Option<(SystemTime, Option<String>)>) -> Plan {
+        let (since, etag) = validators.unzip();
+        Plan {
+            key: query.key.clone(),
+            ask: Ask {
+                paths: (query.paths)(),
+                if_modified_since: since,
+                if_none_match: etag.flatten(),
+                ..Ask::default()
+            },
+            label: query.label.to_owned(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.fetcher.store()
+    }
+
+    /// The complete files by last use, and the size cap.
+    pub fn index(&self) -> &Arc<Index> {
+        self.fetcher.index()
+    }
+
+    /// The sources.
+    pub fn upstream(&self) -> &Arc<Upstream> {
+        self.fetcher.upstream()
+    }
+
+    /// The freshness rules.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Counters about downloads.
+    pub fn stats(&self) -> &super::fetch::FetchStats {
+        self.fetcher.stats()
+    }
+
+    /// Snapshots of the downloads in progress in this process.
+    pub fn downloads(&self) -> Vec<FlightInfo> {
+        self.fetcher.flights().list()
+    }
+
+    /// How many downloads are in progress in this process.
+    pub fn downloads_in_progress(&self) -> usize {
+        self.fetcher.flights().len()
+    }
+}
+
+/// A download that broke before the client got anything.
+fn failed(query: &Query<'_>, reason: String) -> Answer {
+    Answer::Failed(Arc::new(Error::Interrupted {
+        path: query.label.to_owned(),
+        reason,
+    }))
+}
