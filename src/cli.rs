@@ -29,20 +29,16 @@ struct Args {
     source: Vec<String>,
 
     /// host name or address to listen on; "::" or "0.0.0.0" for all (default localhost)
-    #[argh(option, arg_name = "HOSTNAME", default = "String::from(\"localhost\")")]
-    host: String,
+    #[argh(option, arg_name = "HOSTNAME")]
+    host: Option<String>,
 
     /// port to listen on (default 4000)
-    #[argh(option, arg_name = "INT", default = "4000")]
-    port: u16,
+    #[argh(option, arg_name = "INT")]
+    port: Option<u16>,
 
     /// cache directory (default /tmp/package-cache)
-    #[argh(
-        option,
-        arg_name = "PATH",
-        default = "PathBuf::from(\"/tmp/package-cache\")"
-    )]
-    cache: PathBuf,
+    #[argh(option, arg_name = "PATH")]
+    cache: Option<PathBuf>,
 
     /// log more: -v shows every request, -vv upstream requests too (repeatable)
     #[argh(switch, short = 'v')]
@@ -57,24 +53,24 @@ struct Args {
     version: bool,
 
     /// requests served at once; each download to a client holds one (default 256)
-    #[argh(option, arg_name = "N", default = "256", from_str_fn(positive))]
-    threads: usize,
+    #[argh(option, arg_name = "N", from_str_fn(positive))]
+    threads: Option<usize>,
 
     /// seconds to wait for a source to accept a connection (default 10)
-    #[argh(option, arg_name = "SECS", default = "10", from_str_fn(seconds))]
-    connect_timeout: u64,
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    connect_timeout: Option<Duration>,
 
     /// seconds a source may stay silent before it counts as failed (default 60)
-    #[argh(option, arg_name = "SECS", default = "60", from_str_fn(seconds))]
-    read_timeout: u64,
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    read_timeout: Option<Duration>,
 
     /// seconds a client connection may stay silent before it is closed (default 60)
-    #[argh(option, arg_name = "SECS", default = "60", from_str_fn(seconds))]
-    idle_timeout: u64,
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    idle_timeout: Option<Duration>,
 
     /// seconds a client may take to accept data before it is dropped (default 60)
-    #[argh(option, arg_name = "SECS", default = "60", from_str_fn(seconds))]
-    send_timeout: u64,
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    send_timeout: Option<Duration>,
 
     /// a file that changes in place, besides layout.conf, Packages, *-latest.* and
     /// latest-*.txt; a glob on the name, or on the path if it has a / (repeatable)
@@ -83,12 +79,12 @@ struct Args {
 
     /// seconds a copy of a file that changes in place is served before asking the
     /// source again (default 60)
-    #[argh(option, arg_name = "SECS", default = "60", from_str_fn(seconds))]
-    mutable_ttl: u64,
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    mutable_ttl: Option<Duration>,
 
     /// seconds downloads in progress get to finish after SIGTERM (default 10)
-    #[argh(option, arg_name = "SECS", default = "10", from_str_fn(seconds))]
-    shutdown_grace: u64,
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    shutdown_grace: Option<Duration>,
 
     /// keep the cache under this size, evicting the least recently used files
     /// (K, M, G, T suffixes; default no limit)
@@ -112,12 +108,8 @@ struct Args {
 #[argh(help_triggers("-h", "--help"))]
 struct CullArgs {
     /// cache directory (default /tmp/package-cache)
-    #[argh(
-        option,
-        arg_name = "PATH",
-        default = "PathBuf::from(\"/tmp/package-cache\")"
-    )]
-    cache: PathBuf,
+    #[argh(option, arg_name = "PATH")]
+    cache: Option<PathBuf>,
 
     /// remove least recently used files until the cache is at most this size
     /// (K, M, G, T suffixes)
@@ -155,8 +147,9 @@ fn positive(s: &str) -> Result<usize, String> {
     }
 }
 
-fn seconds(s: &str) -> Result<u64, String> {
+fn seconds(s: &str) -> Result<Duration, String> {
     s.parse::<u64>()
+        .map(Duration::from_secs)
         .map_err(|_| "expected a whole number of seconds".into())
 }
 
@@ -238,21 +231,24 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     if let Some(p) = &parsed.upstream_proxy {
         check_proxy(p).map_err(|e| UsageError(format!("--upstream-proxy {p}: {e}")))?;
     }
+    // Every default comes from Config::default(), written once; the help text states
+    // them (a test checks that it agrees).
+    let d = Config::default();
     Ok(Command::Serve(Box::new(Config {
         sources: parsed.source,
-        host: parsed.host,
-        port: parsed.port,
-        cache: parsed.cache,
+        host: parsed.host.unwrap_or(d.host),
+        port: parsed.port.unwrap_or(d.port),
+        cache: parsed.cache.unwrap_or(d.cache),
         verbose: parsed.verbose,
         syslog: parsed.syslog,
-        threads: parsed.threads,
-        connect_timeout: Duration::from_secs(parsed.connect_timeout),
-        read_timeout: Duration::from_secs(parsed.read_timeout),
-        idle_timeout: Duration::from_secs(parsed.idle_timeout),
-        send_timeout: Duration::from_secs(parsed.send_timeout),
-        shutdown_grace: Duration::from_secs(parsed.shutdown_grace),
+        threads: parsed.threads.unwrap_or(d.threads),
+        connect_timeout: parsed.connect_timeout.unwrap_or(d.connect_timeout),
+        read_timeout: parsed.read_timeout.unwrap_or(d.read_timeout),
+        idle_timeout: parsed.idle_timeout.unwrap_or(d.idle_timeout),
+        send_timeout: parsed.send_timeout.unwrap_or(d.send_timeout),
+        shutdown_grace: parsed.shutdown_grace.unwrap_or(d.shutdown_grace),
         mutable: parsed.mutable,
-        mutable_ttl: Duration::from_secs(parsed.mutable_ttl),
+        mutable_ttl: parsed.mutable_ttl.unwrap_or(d.mutable_ttl),
         max_size: parsed.max_size,
         allow: parsed.allow,
         upstream_proxy: parsed.upstream_proxy,
@@ -271,7 +267,7 @@ fn parse_cull(args: &[String]) -> Result<Command, UsageError> {
         ));
     }
     Ok(Command::Cull {
-        cache: parsed.cache,
+        cache: parsed.cache.unwrap_or(Config::default().cache),
         options: CullOptions {
             max_size: parsed.max_size,
             older_than: parsed
@@ -390,6 +386,39 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("localhost", 4000));
         assert_eq!(c.cache, PathBuf::from("/tmp/package-cache"));
         assert!(c.sources.is_empty());
+    }
+
+    #[test]
+    fn the_help_text_states_the_defaults() {
+        let Ok(Command::Print(help)) = parse(&args("--help")) else {
+            panic!("no help")
+        };
+        let options = help.split("Options:").nth(1).unwrap_or_default();
+        let help = options.split_whitespace().collect::<Vec<_>>().join(" ");
+        let d = Config::default();
+        let secs = |t: Duration| t.as_secs().to_string();
+        for (flag, default) in [
+            ("--host", d.host.clone()),
+            ("--port", d.port.to_string()),
+            ("--cache", d.cache.display().to_string()),
+            ("--threads", d.threads.to_string()),
+            ("--connect-timeout", secs(d.connect_timeout)),
+            ("--read-timeout", secs(d.read_timeout)),
+            ("--idle-timeout", secs(d.idle_timeout)),
+            ("--send-timeout", secs(d.send_timeout)),
+            ("--mutable-ttl", secs(d.mutable_ttl)),
+            ("--shutdown-grace", secs(d.shutdown_grace)),
+        ] {
+            let at = help.find(flag).unwrap_or_else(|| panic!("{flag} missing"));
+            let next = help[at + flag.len()..]
+                .find(" --")
+                .map_or(help.len(), |n| at + flag.len() + n);
+            assert!(
+                help[at..next].contains(&format!("(default {default})")),
+                "{flag}: {}",
+                &help[at..next]
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http::ServerConfig;
 use crate::http::access::Cidr;
 
 /// The source used when none is given, as the Gentoo mirror list recommends.
@@ -49,7 +50,11 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The Python original's defaults (`localhost:4000`, `/tmp/package-cache`), and
+    /// the framework's for the server's own settings. The command line's help text
+    /// states them; a test in `cli` checks that the two agree.
     fn default() -> Config {
+        let server = ServerConfig::default();
         Config {
             sources: Vec::new(),
             host: "localhost".into(),
@@ -57,12 +62,12 @@ impl Default for Config {
             cache: PathBuf::from("/tmp/package-cache"),
             verbose: 0,
             syslog: false,
-            threads: 256,
+            threads: server.threads,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(60),
-            send_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(10),
+            idle_timeout: server.idle_timeout,
+            send_timeout: server.send_timeout,
+            shutdown_grace: server.shutdown_grace,
             mutable: Vec::new(),
             mutable_ttl: crate::cache::policy::DEFAULT_TTL,
             max_size: None,

@@ -249,6 +249,22 @@ impl Snapshot {
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
         let mut m = Prom::default();
+        self.prometheus_requests(&mut m);
+        self.prometheus_sources(&mut m);
+        self.prometheus_store(&mut m);
+        m.single(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+            self.uptime.floor(),
+        );
+        m.family("build_info", "gauge", "The running version.");
+        m.sample(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        m.out
+    }
+
+    /// Requests and bytes sent, by outcome and by where the bytes came from.
+    fn prometheus_requests(&self, m: &mut Prom) {
         m.family(
             "requests_total",
             "counter",
@@ -284,6 +300,10 @@ impl Snapshot {
                 active as f64,
             );
         }
+    }
+
+    /// Each source's requests, failures, bytes, health and latency.
+    fn prometheus_sources(&self, m: &mut Prom) {
         let sources: [(&'static str, &str, &str, SourceValue); 5] = [
             (
                 "upstream_requests_total",
@@ -324,6 +344,10 @@ impl Snapshot {
                 }
             }
         }
+    }
+
+    /// Downloads, the store's totals, the cap and evictions.
+    fn prometheus_store(&self, m: &mut Prom) {
         m.single(
             "downloads_in_flight",
             "gauge",
@@ -376,15 +400,6 @@ impl Snapshot {
             "Bytes evicted to keep the cache under --max-size.",
             c.evicted_bytes as f64,
         );
-        m.single(
-            "uptime_seconds",
-            "gauge",
-            "Seconds since the server started.",
-            self.uptime.floor(),
-        );
-        m.family("build_info", "gauge", "The running version.");
-        m.sample(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-        m.out
     }
 }
 

@@ -100,6 +100,18 @@ pub fn json(s: &Snapshot) -> String {
         ",\"downloads_stored\":{},\"downloads_failed\":{}",
         s.stored, s.failed
     );
+    json_sources(&mut o, s);
+    json_downloads(&mut o, s);
+    let _ = write!(
+        o,
+        ",\"now\":{}}}",
+        quote(&date::format_rfc3339(SystemTime::now()))
+    );
+    o
+}
+
+/// `,"sources":[…]`: each source's counters and health.
+fn json_sources(o: &mut String, s: &Snapshot) {
     o.push_str(",\"sources\":[");
     for (i, src) in s.sources.iter().enumerate() {
         let sep = if i > 0 { "," } else { "" };
@@ -119,7 +131,12 @@ pub fn json(s: &Snapshot) -> String {
             )),
         );
     }
-    o.push_str("],\"downloads\":[");
+    o.push(']');
+}
+
+/// `,"downloads":[…]`: the downloads in progress.
+fn json_downloads(o: &mut String, s: &Snapshot) {
+    o.push_str(",\"downloads\":[");
     for (i, d) in s.downloads.iter().enumerate() {
         let sep = if i > 0 { "," } else { "" };
         let secs = d.elapsed.as_secs_f64();
@@ -138,12 +155,7 @@ pub fn json(s: &Snapshot) -> String {
             d.elapsed.as_millis()
         );
     }
-    let _ = write!(
-        o,
-        "],\"now\":{}}}",
-        quote(&date::format_rfc3339(SystemTime::now()))
-    );
-    o
+    o.push(']');
 }
 
 /// A JSON string literal.

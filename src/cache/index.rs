@@ -307,13 +307,6 @@ impl Index {
         }
     }
 
-    /// Forgets the file at `path` (it was removed).
-    pub fn forget(&self, path: &Path) {
-        if let Some(rel) = self.rel(path) {
-            self.lock().remove(rel);
-        }
-    }
-
     /// A snapshot of the totals.
     pub fn stats(&self) -> IndexStats {
         let s = self.lock();

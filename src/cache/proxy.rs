@@ -18,11 +18,6 @@ pub struct ProxyRules {
 }
 
 impl ProxyRules {
-    /// No proxy for anything.
-    pub fn none() -> ProxyRules {
-        ProxyRules::default()
-    }
-
     /// The rules the process environment gives.
     pub fn from_env() -> ProxyRules {
         ProxyRules::from_vars(|name| std::env::var(name).ok())

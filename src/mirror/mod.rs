@@ -14,12 +14,18 @@ use std::sync::Arc;
 
 use log::debug;
 
+mod errors;
+mod target;
+
+use errors::error_response;
+pub use errors::status_of;
+pub use target::{Target, target, want};
+
 use crate::cache::store::{Key, Meta};
-use crate::cache::{Answer, Cache, CacheStatus, Error, Failure, Found, Query, Slice, Want};
-use crate::gentoo::distfiles::{self, SourceLayouts};
+use crate::cache::{Answer, Cache, CacheStatus, Found, Query, Slice, Want};
+use crate::gentoo::distfiles::SourceLayouts;
 use crate::gentoo::layout;
 use crate::http::conditional::{self, Representation};
-use crate::http::range::{self, ByteRange};
 use crate::http::{Body, Handler, Method, Request, Response, date, mime};
 
 /// Largest `layout.conf` we read, in bytes.
@@ -29,69 +35,6 @@ const MAX_LAYOUT_CONF: u64 = 64 * 1024;
 pub struct Mirror {
     cache: Arc<Cache>,
     layouts: SourceLayouts,
-}
-
-/// A request path resolved to a store entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// The entry.
-    pub key: Key,
-    /// Other places an older cache may hold the same file (served as hits).
-    pub alternates: Vec<Key>,
-    /// For a distfile, its name: each source is asked for it in its own layout
-    /// (learned only when a source must be asked). Otherwise every source is asked for
-    /// the requested path.
-    pub distfile: Option<String>,
-    /// The request is for `/distfiles/layout.conf`.
-    pub layout_conf: bool,
-}
-
-/// Maps a decoded request path to its entry. Refuses (as [`Error::InvalidPath`])
-/// directories, temporary file names, and distfiles under directories that are not
-/// their GLEP 75 hash directories.
-pub fn target(path: &str) -> Result<Target, Error> {
-    match distfiles::classify(path) {
-        distfiles::Request::WrongDirs => Err(Error::InvalidPath {
-            path: path.to_owned(),
-            reason: "not the distfile's hash directories",
-        }),
-        distfiles::Request::Distfile { name, .. } => {
-            let canonical = distfiles::store_path(name);
-            let mut alternates = Vec::new();
-            for alt in [format!("{}{name}", distfiles::PREFIX), path.to_owned()] {
-                let alt = Key::new(&alt)?;
-                if alt.as_str() != &canonical[1..] && !alternates.contains(&alt) {
-                    alternates.push(alt);
-                }
-            }
-            Ok(Target {
-                key: Key::new(&canonical)?,
-                alternates,
-                distfile: Some(name.to_owned()),
-                layout_conf: false,
-            })
-        }
-        kind => Ok(Target {
-            key: Key::new(path)?,
-            alternates: Vec::new(),
-            distfile: None,
-            layout_conf: kind == distfiles::Request::LayoutConf,
-        }),
-    }
-}
-
-/// What `req` wants of the file: headers only, the first byte its range needs, and
-/// whether the answer must know the length before it starts (a range or a
-/// conditional request is evaluated against the length).
-pub fn want(req: &Request) -> Want {
-    let length = ["Range", "If-Modified-Since", "If-None-Match"]
-        .iter()
-        .any(|h| req.header(h).is_some());
-    Want {
-        head: req.is_head(),
-        first_byte: first_byte(req),
-        length,
-    }
 }
 
 impl Mirror {
@@ -270,140 +213,12 @@ fn representation(key: &Key, meta: &Meta, len: u64) -> Representation {
     }
 }
 
-/// The HTTP status that reports a cache error to a client: 404 when the path is
-/// refused or every source said not found; 504 when every other failure was a
-/// timeout; 502 for the remaining upstream failures and broken downloads; 500 for
-/// local trouble.
-pub fn status_of(e: &Error) -> u16 {
-    match e {
-        Error::InvalidPath { .. } => 404,
-        Error::Upstream { attempts, .. } => {
-            let not_found = |a: &&crate::cache::Attempt| matches!(a.failure, Failure::NotFound(_));
-            if attempts.is_empty() {
-                502
-            } else if attempts.iter().all(|a| not_found(&a)) {
-                404
-            } else if attempts
-                .iter()
-                .filter(|a| !not_found(a))
-                .all(|a| a.failure == Failure::Timeout)
-            {
-                504
-            } else {
-                502
-            }
-        }
-        Error::Interrupted { .. } => 502,
-        _ => 500,
-    }
-}
-
-/// The one place cache errors become responses: a short plain-text body naming what
-/// each source answered (refused paths get the bare status line).
-fn error_response(e: &Error) -> Response {
-    let status = status_of(e);
-    let phrase = crate::http::reason_phrase(status);
-    match e {
-        Error::InvalidPath { .. } => Response::error(status),
-        _ => Response::text(status, format!("{status} {phrase}: {e}")),
-    }
-}
-
-/// The first byte a request needs before its answer can start: the start of its one
-/// range (`bytes=N-`, `bytes=N-M`), else 0. With `If-Range` the answer may be the whole
-/// file, so 0.
-fn first_byte(req: &Request) -> u64 {
-    if req.header("If-Range").is_some() {
-        return 0;
-    }
-    match req.header("Range").and_then(range::parse).as_deref() {
-        Some([ByteRange::From(n) | ByteRange::FromTo(n, _)]) => *n,
-        _ => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{Attempt, Content};
+    use crate::cache::Content;
+    use crate::cache::store::Meta;
     use std::time::{Duration, UNIX_EPOCH};
-
-    const MOOSE: &str = "MooseX-OneArgNew-0.007.tar.gz";
-
-    fn keys(t: &Target) -> (String, Vec<&str>) {
-        (
-            t.key.as_str().to_owned(),
-            t.alternates.iter().map(Key::as_str).collect(),
-        )
-    }
-
-    #[test]
-    fn every_form_of_a_distfile_reaches_one_entry() {
-        let flat = target(&format!("/distfiles/{MOOSE}")).unwrap();
-        assert_eq!(
-            keys(&flat),
-            (
-                format!("distfiles/0a/{MOOSE}"),
-                vec![format!("distfiles/{MOOSE}").as_str()]
-            ),
-            "a flat request records its flat alternate once"
-        );
-        assert_eq!(flat.distfile.as_deref(), Some(MOOSE));
-        let hashed = target(&format!("/distfiles/0a/{MOOSE}")).unwrap();
-        assert_eq!(hashed.key, flat.key);
-        assert_eq!(hashed.alternates, flat.alternates);
-        // SHA512 4:8, as an older mirror lays it out: its own path is an alternate.
-        let sha = target(&format!("/distfiles/e/d5/{MOOSE}")).unwrap();
-        assert_eq!(sha.key, flat.key);
-        assert_eq!(sha.alternates.len(), 2);
-        assert_eq!(
-            sha.alternates[1].as_str(),
-            format!("distfiles/e/d5/{MOOSE}")
-        );
-    }
-
-    #[test]
-    fn other_paths_are_stored_as_requested() {
-        let t = target("/snapshots/gentoo-latest.tar.xz").unwrap();
-        assert_eq!(keys(&t), ("snapshots/gentoo-latest.tar.xz".into(), vec![]));
-        assert_eq!((t.distfile, t.layout_conf), (None, false));
-        let l = target("/distfiles/layout.conf").unwrap();
-        assert!(l.layout_conf && l.distfile.is_none());
-    }
-
-    #[test]
-    fn refused_paths_are_404() {
-        for bad in [
-            format!("/distfiles/0b/{MOOSE}"),
-            format!("/distfiles/sub/{MOOSE}"),
-            "/distfiles/".into(),
-            "/d/.a.pc-part".into(),
-        ] {
-            let e = target(&bad).unwrap_err();
-            assert_eq!(status_of(&e), 404, "{bad}");
-        }
-    }
-
-    #[test]
-    fn want_follows_the_request() {
-        assert_eq!(want(&Request::get("/a")), Want::default());
-        let ranged = Request::get("/a").with_header("Range", "bytes=100-");
-        assert_eq!(
-            want(&ranged),
-            Want {
-                head: false,
-                first_byte: 100,
-                length: true
-            }
-        );
-        let if_range = ranged.with_header("If-Range", "\"x\"");
-        assert_eq!(want(&if_range).first_byte, 0);
-        let head = Request::new(Method::Head, "/a").unwrap();
-        assert!(want(&head).head);
-        let conditional =
-            Request::get("/a").with_header("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert!(want(&conditional).length);
-    }
 
     fn found(status: CacheStatus, bytes: &[u8], len: Option<u64>) -> Answer {
         Answer::Found(Found {
@@ -456,41 +271,5 @@ mod tests {
         );
         assert_eq!(streamed.body().len(), None, "streamed without a length");
         assert_eq!(streamed.into_bytes().unwrap(), b"abc");
-    }
-
-    #[test]
-    fn failures_become_their_status() {
-        let upstream = |failures: &[Failure]| Error::Upstream {
-            path: "/distfiles/x".into(),
-            attempts: failures
-                .iter()
-                .map(|f| Attempt {
-                    url: "http://a/distfiles/x".into(),
-                    failure: f.clone(),
-                })
-                .collect(),
-        };
-        use Failure::*;
-        assert_eq!(status_of(&upstream(&[NotFound(404), NotFound(410)])), 404);
-        assert_eq!(status_of(&upstream(&[NotFound(404), Timeout])), 504);
-        assert_eq!(status_of(&upstream(&[Timeout, Status(500)])), 502);
-        assert_eq!(
-            status_of(&upstream(&[Connect("connection refused".into())])),
-            502
-        );
-        assert_eq!(status_of(&upstream(&[])), 502);
-        let key = Key::new("/distfiles/x").unwrap();
-        let resp = respond(
-            &Request::get("/distfiles/x"),
-            &key,
-            Answer::Failed(Arc::new(upstream(&[NotFound(404)]))),
-        );
-        assert_eq!(resp.status(), 404);
-        assert!(resp.header("X-Cache").is_none());
-        let text = String::from_utf8(resp.into_bytes().unwrap()).unwrap();
-        assert_eq!(
-            text,
-            "404 Not Found: no source could provide /distfiles/x: http://a/distfiles/x 404 not found\n"
-        );
     }
 }

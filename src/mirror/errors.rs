@@ -1,0 +1,79 @@
+//! Cache errors as HTTP answers: the one place a failure gets its status.
+
+use crate::cache::{Attempt, Error, Failure};
+use crate::http::Response;
+
+/// The HTTP status that reports a cache error to a client: 404 when the path is
+/// refused or every source said not found; 504 when every other failure was a
+/// timeout; 502 for the remaining upstream failures and broken downloads; 500 for
+/// local trouble.
+pub fn status_of(e: &Error) -> u16 {
+    match e {
+        Error::InvalidPath { .. } => 404,
+        Error::Upstream { attempts, .. } => {
+            let not_found = |a: &&Attempt| matches!(a.failure, Failure::NotFound(_));
+            if attempts.is_empty() {
+                502
+            } else if attempts.iter().all(|a| not_found(&a)) {
+                404
+            } else if attempts
+                .iter()
+                .filter(|a| !not_found(a))
+                .all(|a| a.failure == Failure::Timeout)
+            {
+                504
+            } else {
+                502
+            }
+        }
+        Error::Interrupted { .. } => 502,
+        _ => 500,
+    }
+}
+
+/// The one place cache errors become responses: a short plain-text body naming what
+/// each source answered (refused paths get the bare status line).
+pub(super) fn error_response(e: &Error) -> Response {
+    let status = status_of(e);
+    let phrase = crate::http::reason_phrase(status);
+    match e {
+        Error::InvalidPath { .. } => Response::error(status),
+        _ => Response::text(status, format!("{status} {phrase}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_become_their_status() {
+        let upstream = |failures: &[Failure]| Error::Upstream {
+            path: "/distfiles/x".into(),
+            attempts: failures
+                .iter()
+                .map(|f| Attempt {
+                    url: "http://a/distfiles/x".into(),
+                    failure: f.clone(),
+                })
+                .collect(),
+        };
+        use Failure::*;
+        assert_eq!(status_of(&upstream(&[NotFound(404), NotFound(410)])), 404);
+        assert_eq!(status_of(&upstream(&[NotFound(404), Timeout])), 504);
+        assert_eq!(status_of(&upstream(&[Timeout, Status(500)])), 502);
+        assert_eq!(
+            status_of(&upstream(&[Connect("connection refused".into())])),
+            502
+        );
+        assert_eq!(status_of(&upstream(&[])), 502);
+        let resp = error_response(&upstream(&[NotFound(404)]));
+        assert_eq!(resp.status(), 404);
+        assert!(resp.header("X-Cache").is_none());
+        let text = String::from_utf8(resp.into_bytes().unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "404 Not Found: no source could provide /distfiles/x: http://a/distfiles/x 404 not found\n"
+        );
+    }
+}
