@@ -5,10 +5,66 @@
 //! that has it and streamed to every client asking for it while it is written to disk;
 //! once complete it is renamed into place and later requests are served from disk.
 //!
-//! - [`http`]: the WSGI-style framework (Handler, Router, Server); knows nothing of caching.
-//! - [`cache`]: the store, the upstream client, coalesced downloads; knows nothing of tiny_http.
-//! - [`mirror`]: the handler that glues them into a mirror.
-//! - [`app`], [`cli`], [`config`]: the program around them.
+//! # Modules
+//!
+//! - [`http`]: the WSGI-style framework (Handler, Router, Server on tiny_http, a fixed
+//!   worker pool); knows nothing of caching.
+//! - [`proto`]: the vocabulary the framework and the cache share (HTTP dates, request
+//!   paths, CIDR ranges, reason phrases).
+//! - [`cache`]: the cache behind one door, [`cache::Cache::get`]: store, LRU index,
+//!   sources, coalesced downloads, freshness; never imports [`http`].
+//! - [`gentoo`]: GLEP 75 layouts and the distfile mapping.
+//! - [`mirror`]: the handler: request → [`mirror::Target`] → [`cache::Query`] →
+//!   [`cache::Answer`] → [`http::Response`].
+//! - [`status`], [`metrics`]: `/-/status` and `/-/metrics`, fed by the server's observer
+//!   and the cache's [`cache::CacheStatus`].
+//! - [`cli`] → [`config`] → [`app`]: flags, defaults (written once in
+//!   [`config::Config::default`]), and the running program; [`logging`], [`signals`],
+//!   [`size`] serve them.
+//!
+//! # A cold request, traced
+//!
+//! `GET /distfiles/MooseX-OneArgNew-0.007.tar.gz`, not in the cache:
+//!
+//! 1. tiny_http parses it on its connection thread; the server's pump hands it to the
+//!    most recently idle worker (`http::pool`), which decodes and checks the path once
+//!    ([`proto::path::parse_target`]) and calls the [`http::Router`]: `/` →
+//!    [`http::access::Allow`] → [`mirror::Mirror`].
+//! 2. [`mirror::target`] maps it to the entry `distfiles/0a/MooseX-OneArgNew-0.007.tar.gz`
+//!    (plus the flat path as an alternate); [`mirror::want`] reads the range and
+//!    conditions; the handler asks [`cache::Cache::get`] once.
+//! 3. The cache finds no file ([`cache::store::Store::lookup`]) and calls
+//!    `Fetcher::obtain`: `Flights::join` creates the entry's flight and a download
+//!    thread, which takes the entry's fs2 lock ([`cache::store::Store::claim`]), asks
+//!    the sources in order ([`cache::upstream::Upstream::fetch`], each in its own GLEP
+//!    75 layout via [`gentoo::distfiles::SourceLayouts`]), creates the part file and
+//!    runs [`cache::tee::copy`]: upstream → part file, waking readers on every block.
+//! 4. `obtain` returns as soon as the client's first byte is on disk (retrying a
+//!    download that broke before it); the cache answers
+//!    [`cache::Answer::Found`] with [`cache::CacheStatus::Miss`] and a
+//!    [`cache::Content`] that follows the growing file
+//!    ([`cache::tee::GrowingReader`]).
+//! 5. [`mirror::respond`] evaluates conditions and ranges
+//!    ([`http::conditional::answer`]), slices the content and tags the response
+//!    (`X-Cache: MISS`, and the status as an extension for the metrics); the worker
+//!    writes it (`http::wire`), and the observer counts it.
+//! 6. On the download thread, the complete file is fsynced, stamped with the source's
+//!    Last-Modified and renamed into place ([`cache::store::Lease::commit`]), then
+//!    recorded in the LRU index ([`cache::index::Index::stored`]).
+//!
+//! Other clients asking meanwhile join the same flight (`COALESCED`); clients in other
+//! processes find the lock held and follow the part file.
+//!
+//! # A hot request, traced
+//!
+//! The same request later: steps 1–2 as above; [`cache::Cache::get`] opens the file
+//! ([`cache::store::Store::lookup`]), [`cache::policy::Policy::freshness`] says a
+//! distfile is always fresh, [`cache::index::Index::used`] records the use (and keeps
+//! the file from eviction while it is sent), and the answer is the open file
+//! ([`cache::Slice::File`]) with [`cache::CacheStatus::Hit`]. The worker sends it with
+//! the headers in one write when small, with `sendfile(2)` when large. A file that
+//! changes in place (`Packages`, `*-latest.*`) past its TTL takes one conditional
+//! request first (`REVALIDATED`, or `STALE` when every source fails).
 
 #![warn(missing_docs)]
 

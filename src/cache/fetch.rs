@@ -1,6 +1,6 @@
 //! Running downloads: one per entry across threads and processes.
 //!
-//! [`Fetcher::obtain`] attaches a client to the entry's [`Flight`], creating it and
+//! `Fetcher::obtain` attaches a client to the entry's [`Flight`], creating it and
 //! starting a download thread if there is none. That thread claims the entry's fs2
 //! lock ([`Store::claim`]):
 //!
