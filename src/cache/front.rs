@@ -315,3 +315,134 @@ fn failed(query: &Query<'_>, reason: String) -> Answer {
         reason,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The answer selection, without a server: a store in a temporary directory and a
+    //! source nobody listens on (every request to it is refused at once).
+    use super::*;
+    use crate::cache::Failure;
+    use crate::cache::proxy::ProxyRules;
+    use crate::cache::upstream::UpstreamConfig;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    fn cache(name: &str, ttl: Duration) -> Cache {
+        let dir = std::env::temp_dir().join(format!("pc-front-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let upstream = Upstream::new(&UpstreamConfig {
+            // Port 1 on loopback: nothing listens, so a request fails at once.
+            sources: vec!["http://127.0.0.1:1".into()],
+            connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(2),
+            user_agent: "test".into(),
+            proxy: ProxyRules::default(),
+        })
+        .unwrap();
+        let policy = Policy::new(&["*.idx".into()], ttl).unwrap();
+        Cache::new(store, upstream, policy, FetchConfig::default())
+    }
+
+    fn put(cache: &Cache, path: &str, bytes: &[u8]) {
+        let file = cache.store().root().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+
+    fn ask(cache: &Cache, path: &str, alternates: &[Key], want: Want) -> Answer {
+        let paths = || vec![Some(path.to_owned())];
+        cache.get(&Query {
+            key: Key::new(path).unwrap(),
+            alternates,
+            want,
+            paths: &paths,
+            label: path,
+        })
+    }
+
+    fn requests(cache: &Cache) -> u64 {
+        cache.upstream().sources()[0]
+            .requests
+            .load(Ordering::Relaxed)
+    }
+
+    fn status(answer: &Answer) -> Option<CacheStatus> {
+        match answer {
+            Answer::Found(f) => Some(f.status),
+            Answer::Failed(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_stored_immutable_file_is_a_hit_without_asking() {
+        let c = cache("hit", Duration::from_secs(60));
+        put(&c, "/d/a.tar", b"hello");
+        let answer = ask(&c, "/d/a.tar", &[], Want::default());
+        assert_eq!(status(&answer), Some(CacheStatus::Hit));
+        let Answer::Found(found) = answer else {
+            unreachable!()
+        };
+        assert_eq!(found.meta.len, Some(5));
+        assert_eq!(requests(&c), 0);
+    }
+
+    #[test]
+    fn an_alternate_copy_is_a_hit() {
+        let c = cache("alt", Duration::from_secs(60));
+        put(&c, "/distfiles/a.tar", b"flat copy");
+        let alt = [Key::new("/distfiles/a.tar").unwrap()];
+        let answer = ask(&c, "/distfiles/00/a.tar", &alt, Want::default());
+        assert_eq!(status(&answer), Some(CacheStatus::Hit));
+        assert_eq!(requests(&c), 0);
+    }
+
+    #[test]
+    fn a_mutable_file_past_its_ttl_is_served_stale_when_every_source_fails() {
+        let c = cache("stale", Duration::ZERO);
+        put(&c, "/r/Packages.idx", b"index");
+        let answer = ask(&c, "/r/Packages.idx", &[], Want::default());
+        assert_eq!(status(&answer), Some(CacheStatus::Stale));
+        assert_eq!(requests(&c), 1, "one conditional request");
+    }
+
+    #[test]
+    fn a_mutable_file_within_its_ttl_is_a_hit_after_a_check() {
+        let c = cache("ttl", Duration::from_secs(60));
+        put(&c, "/r/Packages.idx", b"index");
+        // Never checked by this process: checked once (stale, since it fails), then
+        // trusted for the TTL.
+        let first = ask(&c, "/r/Packages.idx", &[], Want::default());
+        assert_eq!(status(&first), Some(CacheStatus::Stale));
+        let second = ask(&c, "/r/Packages.idx", &[], Want::default());
+        assert_eq!(status(&second), Some(CacheStatus::Hit));
+        assert_eq!(requests(&c), 1);
+    }
+
+    #[test]
+    fn a_missing_file_fails_with_every_sources_answer() {
+        let c = cache("miss", Duration::from_secs(60));
+        for want in [
+            Want::default(),
+            Want {
+                head: true,
+                ..Want::default()
+            },
+        ] {
+            let Answer::Failed(e) = ask(&c, "/d/missing.tar", &[], want) else {
+                panic!("found a file nobody has")
+            };
+            let Error::Upstream { attempts, .. } = &*e else {
+                panic!("{e}")
+            };
+            assert_eq!(attempts.len(), 1);
+            assert!(matches!(attempts[0].failure, Failure::Connect(_)), "{e}");
+        }
+        assert!(
+            c.store()
+                .lookup(&Key::new("/d/missing.tar").unwrap())
+                .unwrap()
+                .is_none()
+        );
+    }
+}
