@@ -187,10 +187,11 @@ impl std::error::Error for Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn upstream(failures: &[Failure]) -> Error {
+    /// An upstream error in which the one source answered each of `failures` in turn.
+    pub(crate) fn upstream(failures: &[Failure]) -> Error {
         Error::Upstream {
             path: "/distfiles/x".into(),
             attempts: failures

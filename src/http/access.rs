@@ -41,14 +41,7 @@ impl<H: Handler> Handler for Allow<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cidr(s: &str) -> Cidr {
-        s.parse().unwrap()
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::proto::cidr::tests::{cidr, ip};
 
     #[test]
     fn allow_answers_403_to_others() {

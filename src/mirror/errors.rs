@@ -45,19 +45,10 @@ pub(super) fn error_response(e: &Error) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::error::tests::upstream;
 
     #[test]
     fn failures_become_their_status() {
-        let upstream = |failures: &[Failure]| Error::Upstream {
-            path: "/distfiles/x".into(),
-            attempts: failures
-                .iter()
-                .map(|f| Attempt {
-                    url: "http://a/distfiles/x".into(),
-                    failure: f.clone(),
-                })
-                .collect(),
-        };
         use Failure::*;
         assert_eq!(status_of(&upstream(&[NotFound(404), NotFound(410)])), 404);
         assert_eq!(status_of(&upstream(&[NotFound(404), Timeout])), 504);

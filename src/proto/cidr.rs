@@ -93,14 +93,14 @@ fn masked(ip: IpAddr, prefix: u8) -> IpAddr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cidr(s: &str) -> Cidr {
+    pub(crate) fn cidr(s: &str) -> Cidr {
         s.parse().unwrap()
     }
 
-    fn ip(s: &str) -> IpAddr {
+    pub(crate) fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
