@@ -77,8 +77,8 @@ pub fn open_cache(config: &Config) -> Result<Cache, String> {
             info!("reaching {} through the proxy {p}", s.url());
         }
     }
-    let policy =
-        Policy::new(&config.mutable, config.mutable_ttl).map_err(|e| format!("--mutable {e}"))?;
+    let policy = Policy::new(&config.mutable, config.mutable_ttl, config.negative_ttl)
+        .map_err(|e| format!("--mutable {e}"))?;
     let cache = Cache::new(store, upstream, policy, FetchConfig::default());
     cache.index().set_cap(config.max_size);
     Ok(cache)

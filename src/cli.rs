@@ -82,6 +82,11 @@ struct Args {
     #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
     mutable_ttl: Option<Duration>,
 
+    /// seconds a file every source said it does not have is answered 404 without
+    /// asking again; 0 asks every time (default 60)
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    negative_ttl: Option<Duration>,
+
     /// seconds downloads in progress get to finish after SIGTERM (default 10)
     #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
     shutdown_grace: Option<Duration>,
@@ -249,6 +254,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         shutdown_grace: parsed.shutdown_grace.unwrap_or(d.shutdown_grace),
         mutable: parsed.mutable,
         mutable_ttl: parsed.mutable_ttl.unwrap_or(d.mutable_ttl),
+        negative_ttl: parsed.negative_ttl.unwrap_or(d.negative_ttl),
         max_size: parsed.max_size,
         allow: parsed.allow,
         upstream_proxy: parsed.upstream_proxy,
@@ -407,6 +413,7 @@ mod tests {
             ("--idle-timeout", secs(d.idle_timeout)),
             ("--send-timeout", secs(d.send_timeout)),
             ("--mutable-ttl", secs(d.mutable_ttl)),
+            ("--negative-ttl", secs(d.negative_ttl)),
             ("--shutdown-grace", secs(d.shutdown_grace)),
         ] {
             let at = help.find(flag).unwrap_or_else(|| panic!("{flag} missing"));

@@ -41,6 +41,8 @@ pub struct Config {
     pub mutable: Vec<String>,
     /// How long a copy of such a file is served without asking the source.
     pub mutable_ttl: Duration,
+    /// How long "no source has this file" is remembered (zero: not at all).
+    pub negative_ttl: Duration,
     /// Keep the cache under this many bytes, evicting least recently used files.
     pub max_size: Option<u64>,
     /// Clients allowed to connect; empty allows everyone.
@@ -70,6 +72,7 @@ impl Default for Config {
             shutdown_grace: server.shutdown_grace,
             mutable: Vec::new(),
             mutable_ttl: crate::cache::policy::DEFAULT_TTL,
+            negative_ttl: crate::cache::policy::DEFAULT_NEGATIVE_TTL,
             max_size: None,
             allow: Vec::new(),
             upstream_proxy: None,

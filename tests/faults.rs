@@ -106,9 +106,14 @@ fn unwritable_cache_still_serves_the_whole_file() {
     let data = bytes(LEN, 8);
     mirror.put(PATH, data.clone());
     let cache = TestCache::start(&[mirror.url()]);
-    // A plain file where the `distfiles` directory should be: nothing can be created
-    // below it (this works as root too, unlike permissions).
-    std::fs::write(cache.dir.path().join("distfiles"), b"in the way").unwrap();
+    // A symlink to a file where the `distfiles` directory should be: nothing can be
+    // created below it (this works as root too, unlike permissions). A symlink is an
+    // admin's doing and is left alone; a plain file there would be taken for a stale
+    // cached file and replaced.
+    let obstacle = TempDir::new("obstacle");
+    let target = obstacle.path().join("in-the-way");
+    std::fs::write(&target, b"in the way").unwrap();
+    std::os::unix::fs::symlink(&target, cache.dir.path().join("distfiles")).unwrap();
     let r = cache.get(PATH);
     assert_eq!(r.status, 200);
     assert!(r.complete);

@@ -41,6 +41,9 @@ use support::*;
 const MTIME: u64 = 1_600_000_000;
 /// Seconds the servers wait for a silent source (`--read-timeout`).
 const READ_TIMEOUT_SECS: u64 = 2;
+/// How long the servers remember "no source has it": the injected 404s of the chaos
+/// phase are forgotten this long after the faults stop.
+const NEGATIVE_TTL_SECS: u64 = 1;
 /// Longest a client waits for one read before it calls the server hung.
 const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -832,6 +835,8 @@ impl Servers {
             "5",
             "--threads",
             "96",
+            "--negative-ttl",
+            &NEGATIVE_TTL_SECS.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -1240,6 +1245,8 @@ fn run(seed: u64) {
     }
 
     // --- Phase 4: fill; every file once, no faults: all succeed, one GET per absent file
+    // (once the 404s injected during the chaos are no longer remembered).
+    thread::sleep(Duration::from_secs(NEGATIVE_TTL_SECS) + Duration::from_millis(100));
     let before = mirror.get_counts();
     let absent: HashSet<usize> = present
         .iter()

@@ -26,6 +26,13 @@ enum Inner {
     },
     /// A source's body, not stored.
     Direct(Box<dyn Read + Send>),
+    /// A source's answer to a range request from `offset`, while the shared download
+    /// (held by the ticket, so it goes on) stores the whole file.
+    Ranged {
+        body: Box<dyn Read + Send>,
+        offset: u64,
+        _ticket: Ticket,
+    },
     /// No body: the answer to a `HEAD` nobody is downloading.
     Headers,
 }
@@ -78,6 +85,14 @@ impl Content {
         Content(Inner::Direct(body))
     }
 
+    pub(crate) fn ranged(body: Box<dyn Read + Send>, offset: u64, ticket: Ticket) -> Content {
+        Content(Inner::Ranged {
+            body,
+            offset,
+            _ticket: ticket,
+        })
+    }
+
     pub(crate) fn headers() -> Content {
         Content(Inner::Headers)
     }
@@ -112,6 +127,14 @@ impl Content {
                 reader: Box::new(Window::new(reader, start, len)),
                 len,
             },
+            Inner::Ranged { body, offset, .. } if start >= offset => Slice::Stream {
+                reader: Box::new(Window::new(body, start - offset, len)),
+                len,
+            },
+            Inner::Ranged { .. } => Slice::Stream {
+                reader: Box::new(io::Cursor::new(Vec::new())),
+                len: Some(len.unwrap_or(1).max(1)),
+            },
             Inner::Headers => Slice::Headers { len },
         }
     }
@@ -123,6 +146,7 @@ impl fmt::Debug for Content {
             Inner::Stored { .. } => "Content::Stored",
             Inner::Download { .. } => "Content::Download",
             Inner::Direct(_) => "Content::Direct",
+            Inner::Ranged { .. } => "Content::Ranged",
             Inner::Headers => "Content::Headers",
         })
     }

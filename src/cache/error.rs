@@ -23,6 +23,12 @@ pub enum Failure {
     Tls(String),
     /// The response broke the protocol (bad headers, body shorter than announced...).
     Protocol(String),
+    /// A revalidation got a copy older than the one we hold (a mirror lagging behind
+    /// another): it never replaces ours.
+    Older,
+    /// Not asked: the source is cooling down after failing to answer (the failure
+    /// given), and another source already answered.
+    CoolingDown(String),
 }
 
 impl Failure {
@@ -42,8 +48,8 @@ impl Failure {
             ureq::Error::Timeout(_) => Failure::Timeout,
             ureq::Error::HostNotFound => Failure::Dns,
             ureq::Error::Io(e) => Failure::from_io(&e),
-            ureq::Error::Tls(s) => Failure::Tls(s.to_owned()),
-            ureq::Error::Rustls(e) => Failure::Tls(e.to_string()),
+            ureq::Error::Tls(s) => Failure::Tls(tls_words(s)),
+            ureq::Error::Rustls(e) => Failure::Tls(tls_words(&e.to_string())),
             ureq::Error::Pem(e) => Failure::Tls(e.to_string()),
             ureq::Error::ConnectionFailed => Failure::Connect("connection failed".into()),
             ureq::Error::TooManyRedirects => Failure::Protocol("too many redirects".into()),
@@ -78,8 +84,32 @@ impl fmt::Display for Failure {
             Failure::Dns => f.write_str("host not found"),
             Failure::Connect(e) => f.write_str(e),
             Failure::Tls(e) => write!(f, "tls: {e}"),
+            Failure::Older => f.write_str("has an older copy than ours"),
+            Failure::CoolingDown(why) => write!(f, "not asked, cooling down after: {why}"),
             Failure::Protocol(e) => write!(f, "protocol: {e}"),
         }
+    }
+}
+
+/// A TLS failure in plain words, keeping rustls's own term in brackets:
+/// `certificate not trusted (UnknownIssuer)`.
+fn tls_words(text: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("UnknownIssuer", "certificate not trusted"),
+        ("CaUsedAsEndEntity", "certificate not trusted"),
+        ("BadSignature", "certificate not trusted"),
+        ("NotValidForName", "certificate is for another host name"),
+        ("Expired", "certificate expired"),
+        ("NotValidYet", "certificate not valid yet"),
+        ("Revoked", "certificate revoked"),
+        (
+            "UnsupportedSignatureAlgorithm",
+            "certificate signature algorithm not supported",
+        ),
+    ];
+    match WORDS.iter().find(|(term, _)| text.contains(term)) {
+        Some((term, words)) => format!("{words} ({term})"),
+        None => text.to_owned(),
     }
 }
 
@@ -144,6 +174,34 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether every source that was asked said it does not have the file (404 or
+    /// 410); sources skipped while cooling down do not count. False when no source was
+    /// asked.
+    pub fn nowhere(&self) -> bool {
+        match self {
+            Error::Upstream { attempts, .. } => {
+                let asked = || {
+                    attempts
+                        .iter()
+                        .filter(|a| !matches!(a.failure, Failure::CoolingDown(_)))
+                };
+                asked().next().is_some()
+                    && asked().all(|a| matches!(a.failure, Failure::NotFound(_)))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a source refused the request method (405 or 501), as some refuse `HEAD`.
+    pub fn method_refused(&self) -> bool {
+        match self {
+            Error::Upstream { attempts, .. } => attempts
+                .iter()
+                .any(|a| matches!(a.failure, Failure::Status(405 | 501))),
+            _ => false,
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io {
@@ -211,5 +269,26 @@ pub(crate) mod tests {
             e.to_string(),
             "no source could provide /distfiles/x: http://a/distfiles/x 404 not found; http://a/distfiles/x timed out"
         );
+    }
+
+    #[test]
+    fn nowhere_means_every_source_asked_said_not_found() {
+        use Failure::*;
+        assert!(upstream(&[NotFound(404), NotFound(410)]).nowhere());
+        assert!(upstream(&[NotFound(404), CoolingDown("timed out".into())]).nowhere());
+        assert!(!upstream(&[NotFound(404), Timeout]).nowhere());
+        assert!(!upstream(&[CoolingDown("timed out".into())]).nowhere());
+        assert!(!upstream(&[]).nowhere());
+        assert!(upstream(&[Status(405)]).method_refused());
+        assert!(!upstream(&[Status(500)]).method_refused());
+    }
+
+    #[test]
+    fn tls_failures_in_plain_words() {
+        assert_eq!(
+            tls_words("invalid peer certificate: UnknownIssuer"),
+            "certificate not trusted (UnknownIssuer)"
+        );
+        assert_eq!(tls_words("handshake failure"), "handshake failure");
     }
 }

@@ -77,12 +77,26 @@ pub struct FetchStats {
     pub bytes_stored: AtomicU64,
 }
 
+/// How a client came to a download (for its [`super::CacheStatus`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Joined {
+    /// This request started it.
+    Started,
+    /// It was in progress.
+    InProgress,
+    /// Every byte had arrived already (the file was being committed): as good as a
+    /// file on disk.
+    AfterEnd,
+}
+
 /// How [`Fetcher::obtain`] ended, as far as one client is concerned.
 #[derive(Debug)]
 pub(crate) enum Obtained {
-    /// Bytes are coming (or all arrived): serve them from the flight. Whether this
-    /// request started the download is in the flag.
-    Streaming(Ticket, Meta, bool),
+    /// Bytes are coming (or all arrived): serve them from the flight.
+    Streaming(Ticket, Meta, Joined),
+    /// Bytes are coming, but the client's first byte is far off at the download's
+    /// rate (a resumed download of a cold file): better asked for separately.
+    Far(Ticket, Meta, Joined),
     /// The source confirmed the copy we have (the plan was conditional).
     NotModified,
     /// No source could provide it.
@@ -94,9 +108,23 @@ pub(crate) enum Obtained {
     Broken(String),
 }
 
+/// How the wait for a client's first byte ended.
+enum FirstByte {
+    /// It is on disk (or the download ended in a way the reader will report).
+    Reached,
+    /// The download broke before it.
+    Broke(String),
+    /// It would take longer than [`FAR`] at the current rate.
+    Far,
+}
+
 /// How many times a request starts over when a download it was waiting for vanished
 /// before sending anything (another process's leader died, a download was abandoned).
 const RETRIES: usize = 3;
+
+/// How long a client with a range waits for its first byte to arrive through the
+/// shared download before it is better served by a request of its own.
+const FAR: Duration = Duration::from_secs(2);
 
 /// Runs and shares downloads.
 #[derive(Debug)]
@@ -154,8 +182,9 @@ impl Fetcher {
 
     /// Runs or joins the download `plan` describes and waits until this client can be
     /// answered: its first byte (`first`, the start of its range) is on disk, or the
-    /// download ended. A download that vanishes or breaks before that byte is started
-    /// over (a few times), so a client never gets a response head without a body.
+    /// download ended, or that byte is far off ([`Obtained::Far`]). A download that
+    /// vanishes or breaks before that byte is started over (a few times), so a client
+    /// never gets a response head without a body.
     pub(crate) fn obtain(self: &Arc<Self>, plan: &Plan, first: u64) -> Obtained {
         let mut last_break = String::from("the download keeps failing");
         for _ in 0..RETRIES {
@@ -168,24 +197,19 @@ impl Fetcher {
                     }));
                 }
             };
+            let joined = if started {
+                Joined::Started
+            } else if ticket.flight().all_arrived() {
+                Joined::AfterEnd
+            } else {
+                Joined::InProgress
+            };
             match ticket.flight().wait_for_headers() {
                 Phase::Streaming(meta) | Phase::Complete(meta) => {
-                    // The response head leaves with the first body byte anyway: wait
-                    // for it, so that a download that breaks before this client's
-                    // first byte is retried instead of closing the connection without
-                    // a response.
-                    match ticket.flight().wait_beyond(first) {
-                        (
-                            written,
-                            Phase::Broken {
-                                reason,
-                                disk_at: None,
-                            },
-                            _,
-                        ) if written <= first => {
-                            last_break = reason;
-                        }
-                        _ => return Obtained::Streaming(ticket, meta, started),
+                    match wait_for_first(ticket.flight(), first) {
+                        FirstByte::Reached => return Obtained::Streaming(ticket, meta, joined),
+                        FirstByte::Far => return Obtained::Far(ticket, meta, joined),
+                        FirstByte::Broke(reason) => last_break = reason,
                     }
                 }
                 Phase::NotModified => return Obtained::NotModified,
@@ -263,6 +287,8 @@ impl Fetcher {
                 };
                 // Clients have every byte now; the fsync and rename happen after.
                 flight.finish(Phase::Complete(meta.clone()));
+                self.upstream
+                    .body_completed(fetched.source, source_path(plan, &fetched));
                 self.commit(lease, &part, &fetched, &meta, plan, started);
             }
             end => {
@@ -275,8 +301,7 @@ impl Fetcher {
     /// Another download may have finished between the client's lookup and our lock:
     /// serve that file (unless this is a revalidation, which must ask anyway).
     fn completed_meanwhile(&self, flight: &Flight, plan: &Plan) -> bool {
-        let conditional = plan.ask.if_modified_since.is_some() || plan.ask.if_none_match.is_some();
-        if conditional {
+        if plan.ask.is_conditional() {
             return false;
         }
         match self.store.lookup(&plan.key) {
@@ -337,6 +362,7 @@ impl Fetcher {
         let origin = Origin {
             source: fetched.source,
             path: plan.ask.paths[fetched.source].clone().unwrap_or_default(),
+            led: true,
         };
         flight.begin(fetched.meta.clone(), part.clone(), Some(origin));
         Some(part)
@@ -357,6 +383,16 @@ impl Fetcher {
             // passed on as received, but is not kept.
             debug!(
                 "not storing {}: {} sent no length",
+                plan.key.as_str(),
+                fetched.url
+            );
+            return;
+        }
+        if let Some(to) = &fetched.redirected {
+            // Another path's content (a directory listing behind a redirect to
+            // `name/`, another file): passed on, never stored under this name.
+            info!(
+                "not storing {}: {} redirected to {to}",
                 plan.key.as_str(),
                 fetched.url
             );
@@ -384,16 +420,19 @@ impl Fetcher {
     fn broken(&self, end: CopyEnd, fetched: &Fetched, lease: &Lease, plan: &Plan) -> Phase {
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
         let (reason, disk_at) = match end {
-            CopyEnd::Done(n) => (
-                format!(
-                    "{} sent {n} of {} bytes",
-                    fetched.url,
+            CopyEnd::Done(n) => {
+                let failure = Failure::Protocol(format!(
+                    "sent {n} of {} bytes",
                     fetched.meta.len.unwrap_or(0)
-                ),
-                None,
-            ),
+                ));
+                self.upstream
+                    .body_broke(fetched.source, source_path(plan, fetched), &failure);
+                (format!("{} {failure}", fetched.url), None)
+            }
             CopyEnd::Upstream(n, e) => {
                 let failure = Failure::from_ureq(ureq::Error::from(e));
+                self.upstream
+                    .body_broke(fetched.source, source_path(plan, fetched), &failure);
                 (
                     format!("{} failed after {n} bytes: {failure}", fetched.url),
                     None,
@@ -455,6 +494,7 @@ impl Fetcher {
             .map(|source| Origin {
                 source,
                 path: plan.ask.paths[source].clone().unwrap_or_default(),
+                led: false,
             });
         flight.begin(meta.clone(), part.clone(), origin);
         let mut written = 0;
@@ -510,6 +550,46 @@ impl Fetcher {
                 flight.complete_with(entry.file, Meta::of_stored(entry.len, entry.modified));
             }
             _ => flight.finish(Phase::LeaderGone),
+        }
+    }
+}
+
+/// The path `fetched` was asked for at its source.
+fn source_path<'p>(plan: &'p Plan, fetched: &Fetched) -> &'p str {
+    plan.ask
+        .paths
+        .get(fetched.source)
+        .and_then(Option::as_deref)
+        .unwrap_or("")
+}
+
+/// Waits for byte `first` of `flight` to be on disk. For a client with a range
+/// (`first` > 0) the wait is bounded: if the byte is not there within [`FAR`], or the
+/// download's rate says it will not be, the answer is [`FirstByte::Far`].
+fn wait_for_first(flight: &Flight, first: u64) -> FirstByte {
+    let classify = |written: u64, phase: Phase| match phase {
+        Phase::Broken {
+            reason,
+            disk_at: None,
+        } if written <= first => FirstByte::Broke(reason),
+        _ => FirstByte::Reached,
+    };
+    if first == 0 {
+        let (written, phase, _) = flight.wait_beyond(first);
+        return classify(written, phase);
+    }
+    let deadline = Instant::now() + FAR;
+    loop {
+        let (written, phase) = flight.wait_beyond_for(first, Duration::from_millis(200));
+        if written > first || phase.is_final() {
+            return classify(written, phase);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let eta = flight
+            .rate()
+            .map(|rate| Duration::from_secs_f64((first + 1 - written) as f64 / rate));
+        if left.is_zero() || eta.is_some_and(|eta| eta > left) {
+            return FirstByte::Far;
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct Origin {
     pub source: usize,
     /// The path asked of that source.
     pub path: String,
+    /// The download runs in this process from that source. False for a follower of
+    /// another process's download, whose source is only a guess (our first one).
+    pub led: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +72,8 @@ struct State {
     origin: Option<Origin>,
     readers: usize,
     alone_since: Option<Instant>,
+    /// When the headers arrived (for the transfer rate).
+    begun: Option<Instant>,
     /// Completed from a file already on disk, without a transfer.
     from_disk: bool,
 }
@@ -110,6 +115,7 @@ impl Flight {
                 origin: None,
                 readers: 0,
                 alone_since: Some(Instant::now()),
+                begun: None,
                 from_disk: false,
             }),
             cond: Condvar::new(),
@@ -170,6 +176,34 @@ impl Flight {
         (s.written, s.phase.clone(), s.file.clone())
     }
 
+    /// Like [`Flight::wait_beyond`], but gives up after `timeout`; returns the bytes
+    /// on disk and the phase then.
+    pub(crate) fn wait_beyond_for(&self, pos: u64, timeout: Duration) -> (u64, Phase) {
+        let s = self.lock();
+        let (s, _) = self
+            .cond
+            .wait_timeout_while(s, timeout, |s| s.written <= pos && !s.phase.is_final())
+            .unwrap_or_else(PoisonError::into_inner);
+        (s.written, s.phase.clone())
+    }
+
+    /// Bytes per second since the headers arrived, once some arrived.
+    pub fn rate(&self) -> Option<f64> {
+        let s = self.lock();
+        let secs = s.begun?.elapsed().as_secs_f64();
+        (s.written > 0 && secs > 0.0).then(|| s.written as f64 / secs)
+    }
+
+    /// Whether every byte has arrived (the file may still be being committed).
+    pub fn all_arrived(&self) -> bool {
+        let s = self.lock();
+        match &s.phase {
+            Phase::Complete(_) => true,
+            Phase::Streaming(meta) => meta.len == Some(s.written),
+            _ => false,
+        }
+    }
+
     /// How many clients are attached now.
     pub fn readers(&self) -> usize {
         self.lock().readers
@@ -203,6 +237,7 @@ impl Flight {
         s.phase = Phase::Streaming(meta);
         s.file = Some(file);
         s.origin = origin;
+        s.begun = Some(Instant::now());
         self.cond.notify_all();
     }
 
@@ -276,10 +311,14 @@ impl Flights {
     /// never looks abandoned.
     pub fn join(&self, key: &Key) -> (Ticket, bool) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        // A download that broke is still listed until its thread ends: a client that
-        // starts over must get a new one, not the broken one again.
+        // A download that broke or failed is still listed until its thread ends: a
+        // client that starts over, or comes after it, must get a new one ("no source
+        // has it" is remembered by the negative cache, not by a dead flight).
         if let Some(f) = map.get(key)
-            && !matches!(f.phase(), Phase::Broken { .. } | Phase::LeaderGone)
+            && !matches!(
+                f.phase(),
+                Phase::Broken { .. } | Phase::LeaderGone | Phase::Failed(_)
+            )
         {
             return (f.attach(), false);
         }

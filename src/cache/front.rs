@@ -12,13 +12,13 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use log::{debug, warn};
 
 use super::content::Content;
-use super::fetch::{FetchConfig, Fetcher, Obtained, Plan};
-use super::flight::{FlightInfo, Phase, Ticket};
+use super::fetch::{FetchConfig, Fetcher, Joined, Obtained, Plan};
+use super::flight::{FlightInfo, Ticket};
 use super::index::Index;
 use super::policy::{Freshness, Policy};
 use super::store::{Entry, Key, Meta, Store};
@@ -50,6 +50,9 @@ pub struct Query<'a> {
     /// The path to ask each source for, by source index (`None` skips a source).
     /// Called only when a source must be asked.
     pub paths: &'a dyn Fn() -> Vec<Option<String>>,
+    /// The client's query string (without `?`). A request with one is passed to the
+    /// sources with it and never stored: two queries never share an answer.
+    pub query: Option<&'a str>,
     /// The path as the client asked for it, for messages.
     pub label: &'a str,
 }
@@ -96,6 +99,10 @@ impl Cache {
 
     /// Answers `query`: see the module docs for the decisions on the way.
     pub fn get(&self, query: &Query<'_>) -> Answer {
+        if query.query.is_some() {
+            // One answer per query string, never shared: passed through, not stored.
+            return self.direct(query, query.want.head);
+        }
         let entry = match self.lookup(query) {
             Ok(e) => e,
             Err(e) => {
@@ -108,15 +115,13 @@ impl Cache {
                 Freshness::Fresh => self.stored(entry, CacheStatus::Hit),
                 Freshness::Revalidate => self.revalidate(query, entry),
             },
-            None if query.want.head && self.fetcher.flights().get(&query.key).is_none() => {
-                self.head(query)
-            }
-            None => {
-                let obtained = self
-                    .fetcher
-                    .obtain(&self.plan(query, None), query.want.first_byte);
-                self.settle(query, None, obtained)
-            }
+            None => match self.policy.missing(&query.key) {
+                Some(e) => Answer::Failed(e),
+                None if query.want.head && self.fetcher.flights().get(&query.key).is_none() => {
+                    self.head(query)
+                }
+                None => self.miss(query),
+            },
         }
     }
 
@@ -131,26 +136,37 @@ impl Cache {
         Ok(None)
     }
 
+    /// Downloads a file we do not have (or joins its download).
+    fn miss(&self, query: &Query<'_>) -> Answer {
+        let plan = self.plan(query, None);
+        let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
+        self.settle(query, None, obtained)
+    }
+
     /// Asks the sources whether our copy of a file that changes in place is current.
     fn revalidate(&self, query: &Query<'_>, entry: Entry) -> Answer {
-        let validators = (entry.modified, self.policy.etag(&query.key));
-        let plan = self.plan(query, Some(validators));
+        let plan = self.plan(query, Some(entry.modified));
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
         self.settle(query, Some(entry), obtained)
     }
 
     /// Turns how a download went into the answer, given the copy we hold (if any):
     /// new bytes stream; a 304 serves ours; a failure serves ours as stale (RFC 9111
-    /// stale-if-error) or, with nothing held, is the answer.
+    /// stale-if-error) or, with nothing held, is the answer (and, when every source
+    /// said it has no such file, is remembered for the negative TTL).
     fn settle(&self, query: &Query<'_>, held: Option<Entry>, obtained: Obtained) -> Answer {
         let key = &query.key;
         match (obtained, held) {
-            (Obtained::Streaming(ticket, meta, started), _) => {
-                self.policy.checked(key, meta.etag.clone());
-                self.streaming(query, ticket, meta, started)
+            (Obtained::Streaming(ticket, meta, joined), _) => {
+                self.fetched(key, &ticket, &meta);
+                self.streaming(ticket, meta, joined)
+            }
+            (Obtained::Far(ticket, meta, joined), _) => {
+                self.fetched(key, &ticket, &meta);
+                self.ranged(query, ticket, meta, joined)
             }
             (Obtained::NotModified, Some(entry)) => {
-                self.policy.checked(key, None);
+                self.policy.checked(key);
                 self.stored(entry, CacheStatus::Revalidated)
             }
             // Joined another client's revalidation of a copy that is gone now.
@@ -160,7 +176,7 @@ impl Cache {
             },
             (Obtained::NoStore(reason), None) => {
                 debug!("not storing {}: {reason}", query.label);
-                self.pass_through(query)
+                self.direct(query, false)
             }
             (failure, Some(entry)) => {
                 let reason = match failure {
@@ -170,12 +186,23 @@ impl Cache {
                     _ => String::new(),
                 };
                 warn!("serving a stale copy of {}: {reason}", query.label);
-                self.policy.checked(key, None);
+                self.policy.checked(key);
                 self.stored(entry, CacheStatus::Stale)
             }
-            (Obtained::Failed(e), None) => Answer::Failed(e),
+            (Obtained::Failed(e), None) => {
+                if e.nowhere() {
+                    self.policy.remember_missing(key, e.clone());
+                }
+                Answer::Failed(e)
+            }
             (Obtained::Broken(reason), None) => failed(query, reason),
         }
+    }
+
+    /// Records a new copy for the freshness rules: when, and which source's ETag.
+    fn fetched(&self, key: &Key, ticket: &Ticket, meta: &Meta) {
+        let source = ticket.flight().origin().filter(|o| o.led).map(|o| o.source);
+        self.policy.fetched(key, source, meta);
     }
 
     /// Serves a complete file from disk, recording the use.
@@ -188,22 +215,13 @@ impl Cache {
         })
     }
 
-    /// Serves from a download in progress (or just finished). When the client needs
-    /// the length and the source did not announce one, waits for the end.
-    fn streaming(&self, query: &Query<'_>, ticket: Ticket, meta: Meta, started: bool) -> Answer {
-        let status = if ticket.flight().from_disk() {
-            CacheStatus::Hit
-        } else if started {
-            CacheStatus::Miss
-        } else {
-            CacheStatus::Coalesced
-        };
-        let meta = match meta.len {
-            None if query.want.length => match ticket.flight().wait_beyond(u64::MAX).1 {
-                Phase::Complete(meta) => meta,
-                _ => return failed(query, "the download broke".into()),
-            },
-            _ => meta,
+    /// Serves from a download in progress (or just finished).
+    fn streaming(&self, ticket: Ticket, meta: Meta, joined: Joined) -> Answer {
+        let status = match joined {
+            _ if ticket.flight().from_disk() => CacheStatus::Hit,
+            Joined::AfterEnd => CacheStatus::Hit,
+            Joined::Started => CacheStatus::Miss,
+            Joined::InProgress => CacheStatus::Coalesced,
         };
         let upstream = self.fetcher.upstream().clone();
         Answer::Found(Found {
@@ -213,36 +231,81 @@ impl Cache {
         })
     }
 
-    /// `HEAD` of a file nobody is downloading: ask the sources, store nothing.
+    /// The client's first byte is far ahead of the shared download (a resumed
+    /// download of a cold file): ask the download's source for the rest with a range
+    /// request of its own, while the shared download goes on (the ticket stays
+    /// attached, so it is not abandoned). If that fails, follow the download.
+    fn ranged(&self, query: &Query<'_>, ticket: Ticket, meta: Meta, joined: Joined) -> Answer {
+        let first = query.want.first_byte;
+        if let Some(origin) = ticket.flight().origin() {
+            let ask = Ask {
+                from: Some(first),
+                ..Ask::default()
+            };
+            match self
+                .upstream()
+                .fetch_from(origin.source, &origin.path, &ask)
+            {
+                Ok(Reply::Fresh(f))
+                    if f.range_start == Some(first)
+                        && f.meta.len == meta.len
+                        && (f.meta.modified == meta.modified || f.meta.modified.is_none()) =>
+                {
+                    debug!(
+                        "{}: from byte {first} with a range request of its own",
+                        query.label
+                    );
+                    return Answer::Found(Found {
+                        status: CacheStatus::Miss,
+                        meta,
+                        content: Content::ranged(f.body, first, ticket),
+                    });
+                }
+                Ok(_) => debug!(
+                    "{}: the source did not answer the range for byte {first}; following the download",
+                    query.label
+                ),
+                Err(a) => debug!("{}: {} {}", query.label, a.url, a.failure),
+            }
+        }
+        let (written, _) = ticket.flight().wait_beyond_for(first, Duration::ZERO);
+        debug!(
+            "{}: waiting for byte {first} of the download ({written} so far)",
+            query.label
+        );
+        self.streaming(ticket, meta, joined)
+    }
+
+    /// `HEAD` of a file nobody is downloading: ask the sources, store nothing. A
+    /// source that refuses `HEAD` (405, 501) gets a `GET`, whose headers answer (and
+    /// whose download may as well start).
     fn head(&self, query: &Query<'_>) -> Answer {
-        self.direct(
-            query,
-            Ask {
-                head: true,
-                paths: (query.paths)(),
-                ..Ask::default()
-            },
-        )
+        match self.direct(query, true) {
+            Answer::Failed(e) if e.method_refused() => self.miss(query),
+            Answer::Failed(e) => {
+                if e.nowhere() {
+                    self.policy.remember_missing(&query.key, e.clone());
+                }
+                Answer::Failed(e)
+            }
+            found => found,
+        }
     }
 
-    /// Nothing can be stored for this file: stream it straight from the sources.
-    fn pass_through(&self, query: &Query<'_>) -> Answer {
-        self.direct(
-            query,
-            Ask {
-                paths: (query.paths)(),
-                ..Ask::default()
-            },
-        )
-    }
-
-    /// Asks the sources once and answers with their response, without storing it.
-    fn direct(&self, query: &Query<'_>, ask: Ask) -> Answer {
+    /// Asks the sources once (with the client's query string, if any) and answers
+    /// with their response, without storing it.
+    fn direct(&self, query: &Query<'_>, head: bool) -> Answer {
+        let ask = Ask {
+            head,
+            paths: (query.paths)(),
+            query: query.query.map(str::to_owned),
+            ..Ask::default()
+        };
         match self.fetcher.upstream().fetch(query.label, &ask) {
             Ok(Reply::Fresh(f)) => Answer::Found(Found {
                 status: CacheStatus::Miss,
                 meta: f.meta,
-                content: if ask.head {
+                content: if head {
                     Content::headers()
                 } else {
                     Content::source_body(f.body)
@@ -256,20 +319,31 @@ impl Cache {
         }
     }
 
-    /// The download of `query`'s entry, conditional on `validators` (the copy we
-    /// hold: its Last-Modified and the source's ETag) when revalidating.
-    fn plan(&self, query: &Query<'_>, validators: Option<(SystemTime, Option<String>)>) -> Plan {
-        let (since, etag) = validators.unzip();
+    /// The download of `query`'s entry; conditional on the copy we hold (its
+    /// Last-Modified, and each source's own ETag) when revalidating. A file that
+    /// changes in place is never taken older than one served before.
+    fn plan(&self, query: &Query<'_>, held: Option<SystemTime>) -> Plan {
+        let key = &query.key;
+        let etags = match held {
+            Some(_) => self.policy.etags(key, self.upstream().sources().len()),
+            None => Vec::new(),
+        };
         Plan {
-            key: query.key.clone(),
+            key: key.clone(),
             ask: Ask {
                 paths: (query.paths)(),
-                if_modified_since: since,
-                if_none_match: etag.flatten(),
+                if_modified_since: held,
+                etags,
+                not_older_than: held.max(self.policy.newest(key)),
                 ..Ask::default()
             },
             label: query.label.to_owned(),
         }
+    }
+
+    /// Forgets that no source had `key` (the caller learned where to find it).
+    pub fn forget_missing(&self, key: &Key) {
+        self.policy.forget_missing(key);
     }
 
     /// The store.
@@ -340,7 +414,7 @@ mod tests {
             proxy: ProxyRules::default(),
         })
         .unwrap();
-        let policy = Policy::new(&["*.idx".into()], ttl).unwrap();
+        let policy = Policy::new(&["*.idx".into()], ttl, Duration::ZERO).unwrap();
         Cache::new(store, upstream, policy, FetchConfig::default())
     }
 
@@ -357,6 +431,7 @@ mod tests {
             alternates,
             want,
             paths: &paths,
+            query: None,
             label: path,
         })
     }

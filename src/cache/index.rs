@@ -415,6 +415,9 @@ impl Index {
                 Ok(()) => {
                     files += 1;
                     bytes += item.size;
+                    // Counted as each file goes, so the totals never lag the disk.
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
+                    self.evicted_bytes.fetch_add(item.size, Ordering::Relaxed);
                     drop(s);
                     info!(
                         "evicted {rel} ({}, last used {} ago)",
@@ -429,8 +432,6 @@ impl Index {
                 }
             }
         }
-        self.evictions.fetch_add(files, Ordering::Relaxed);
-        self.evicted_bytes.fetch_add(bytes, Ordering::Relaxed);
         (files, bytes)
     }
 

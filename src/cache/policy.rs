@@ -19,10 +19,11 @@
 //! path below the cache root (no leading `/`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::store::Key;
+use super::Error;
+use super::store::{Key, Meta};
 
 /// The built-in mutable globs.
 pub const BUILTIN_MUTABLE: &[&str] = &[
@@ -35,6 +36,9 @@ pub const BUILTIN_MUTABLE: &[&str] = &[
 
 /// The default for `--mutable-ttl`.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+
+/// The default for `--negative-ttl`: how long "no source has this file" is remembered.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
 
 /// Why a glob was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,23 +123,39 @@ pub enum Freshness {
     Revalidate,
 }
 
-#[derive(Debug, Clone)]
+/// What this process knows of one mutable file.
+#[derive(Debug, Clone, Default)]
 struct Checked {
-    at: Instant,
-    etag: Option<String>,
+    /// When a source last gave or confirmed our copy (or every source failed to).
+    at: Option<Instant>,
+    /// Each source's ETag for it: a source is only ever sent its own.
+    etags: Vec<(usize, String)>,
+    /// The newest Last-Modified served: never go back behind it.
+    newest: Option<SystemTime>,
 }
 
-/// The freshness rules and what this process knows about each mutable file.
+/// The most files remembered as missing (the oldest are forgotten first).
+const MISSING_MAX: usize = 16_384;
+
+/// The freshness rules and what this process knows about each mutable file and each
+/// file every source said it does not have.
 #[derive(Debug)]
 pub struct Policy {
     globs: Vec<Glob>,
     ttl: Duration,
+    negative_ttl: Duration,
     checked: Mutex<HashMap<Key, Checked>>,
+    missing: Mutex<HashMap<Key, (Instant, Arc<Error>)>>,
 }
 
 impl Policy {
-    /// The built-in globs plus `extra`, with copies trusted for `ttl`.
-    pub fn new(extra: &[String], ttl: Duration) -> Result<Policy, GlobError> {
+    /// The built-in globs plus `extra`, with copies trusted for `ttl`, and "no source
+    /// has it" remembered for `negative_ttl` (zero: not remembered).
+    pub fn new(
+        extra: &[String],
+        ttl: Duration,
+        negative_ttl: Duration,
+    ) -> Result<Policy, GlobError> {
         let mut globs: Vec<Glob> = BUILTIN_MUTABLE
             .iter()
             .map(|g| Glob::new(g))
@@ -146,7 +166,9 @@ impl Policy {
         Ok(Policy {
             globs,
             ttl,
+            negative_ttl,
             checked: Mutex::new(HashMap::new()),
+            missing: Mutex::new(HashMap::new()),
         })
     }
 
@@ -162,37 +184,97 @@ impl Policy {
         if !self.is_mutable(key) {
             return Freshness::Fresh;
         }
-        let checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
-        if checked.get(key).is_none_or(|c| c.at.elapsed() >= self.ttl) {
+        let checked = lock(&self.checked);
+        let at = checked.get(key).and_then(|c| c.at);
+        if at.is_none_or(|at| at.elapsed() >= self.ttl) {
             Freshness::Revalidate
         } else {
             Freshness::Fresh
         }
     }
 
-    /// Records that the copy of `key` is current as of now (fetched, confirmed, or
-    /// kept after a failed check, so sources are not asked on every request).
-    /// `etag` replaces the stored one when given.
-    pub fn checked(&self, key: &Key, etag: Option<String>) {
+    /// Records that our copy of `key` is current as of now: confirmed by a source, or
+    /// kept after every source failed (so they are not asked on every request).
+    pub fn checked(&self, key: &Key) {
+        if self.is_mutable(key) {
+            lock(&self.checked).entry(key.clone()).or_default().at = Some(Instant::now());
+        }
+    }
+
+    /// Records a new copy of `key` from source `source` (when known) with `meta`: it is
+    /// current as of now, that source's ETag is kept for it, and nothing older than
+    /// its Last-Modified will be served after it.
+    pub fn fetched(&self, key: &Key, source: Option<usize>, meta: &Meta) {
         if !self.is_mutable(key) {
             return;
         }
-        let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
-        let etag = etag.or_else(|| checked.get(key).and_then(|c| c.etag.clone()));
-        checked.insert(
-            key.clone(),
-            Checked {
-                at: Instant::now(),
-                etag,
-            },
-        );
+        let mut checked = lock(&self.checked);
+        let c = checked.entry(key.clone()).or_default();
+        c.at = Some(Instant::now());
+        if let Some(i) = source {
+            c.etags.retain(|(s, _)| *s != i);
+            if let Some(tag) = &meta.etag {
+                c.etags.push((i, tag.clone()));
+            }
+        }
+        c.newest = c.newest.max(meta.modified);
     }
 
-    /// The source's ETag for `key`, if this process has seen one.
-    pub fn etag(&self, key: &Key) -> Option<String> {
-        let checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
-        checked.get(key).and_then(|c| c.etag.clone())
+    /// The ETag each of `n` sources gave for `key`, by source index.
+    pub fn etags(&self, key: &Key, n: usize) -> Vec<Option<String>> {
+        let checked = lock(&self.checked);
+        let mut out = vec![None; n];
+        for (i, tag) in checked.get(key).map_or(&[][..], |c| &c.etags) {
+            if let Some(slot) = out.get_mut(*i) {
+                *slot = Some(tag.clone());
+            }
+        }
+        out
     }
+
+    /// The newest Last-Modified this process served for `key` (mutable files only).
+    pub fn newest(&self, key: &Key) -> Option<SystemTime> {
+        lock(&self.checked).get(key).and_then(|c| c.newest)
+    }
+
+    /// Why `key` is known to be missing everywhere, if a round of the sources said so
+    /// within the negative TTL.
+    pub fn missing(&self, key: &Key) -> Option<Arc<Error>> {
+        let mut missing = lock(&self.missing);
+        match missing.get(key) {
+            Some((at, e)) if at.elapsed() < self.negative_ttl => Some(e.clone()),
+            Some(_) => {
+                missing.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers that every source said `key` is missing (`error` says so).
+    pub fn remember_missing(&self, key: &Key, error: Arc<Error>) {
+        if self.negative_ttl.is_zero() {
+            return;
+        }
+        let mut missing = lock(&self.missing);
+        if missing.len() >= MISSING_MAX {
+            let ttl = self.negative_ttl;
+            missing.retain(|_, (at, _)| at.elapsed() < ttl);
+            if missing.len() >= MISSING_MAX {
+                missing.clear();
+            }
+        }
+        missing.insert(key.clone(), (Instant::now(), error));
+    }
+
+    /// Forgets that `key` was missing (something learned where to get it).
+    pub fn forget_missing(&self, key: &Key) {
+        lock(&self.missing).remove(key);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -205,7 +287,7 @@ mod tests {
 
     #[test]
     fn builtin_mutable_files() {
-        let p = Policy::new(&[], DEFAULT_TTL).unwrap();
+        let p = Policy::new(&[], DEFAULT_TTL, DEFAULT_NEGATIVE_TTL).unwrap();
         for m in [
             "/distfiles/layout.conf",
             "/binpkgs/amd64/Packages",
@@ -242,16 +324,57 @@ mod tests {
     }
 
     #[test]
-    fn checks_expire_after_the_ttl_and_keep_etags() {
-        let p = Policy::new(&["*.idx".into()], Duration::from_millis(50)).unwrap();
+    fn checks_expire_after_the_ttl_and_keep_etags_per_source() {
+        let p = Policy::new(&["*.idx".into()], Duration::from_millis(50), Duration::ZERO).unwrap();
         let k = key("/x/a.idx");
         assert_eq!(p.freshness(&k), Freshness::Revalidate);
-        p.checked(&k, Some("\"v1\"".into()));
+        let t = |s| std::time::UNIX_EPOCH + Duration::from_secs(s);
+        let v1 = Meta {
+            len: Some(1),
+            modified: Some(t(1000)),
+            etag: Some("\"v1\"".into()),
+        };
+        p.fetched(&k, Some(1), &v1);
         assert_eq!(p.freshness(&k), Freshness::Fresh);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(p.freshness(&k), Freshness::Revalidate);
-        p.checked(&k, None);
-        assert_eq!(p.etag(&k).as_deref(), Some("\"v1\""));
+        p.checked(&k);
+        assert_eq!(p.etags(&k, 3), [None, Some("\"v1\"".into()), None]);
+        // Another source's copy: its own ETag; the newest date never goes back.
+        let older = Meta {
+            modified: Some(t(500)),
+            etag: Some("\"a\"".into()),
+            ..v1
+        };
+        p.fetched(&k, Some(0), &older);
+        assert_eq!(
+            p.etags(&k, 2),
+            [Some("\"a\"".into()), Some("\"v1\"".into())]
+        );
+        assert_eq!(p.newest(&k), Some(t(1000)));
         assert_eq!(p.freshness(&key("/x/immutable.tar")), Freshness::Fresh);
+    }
+
+    #[test]
+    fn missing_files_are_remembered_for_the_negative_ttl() {
+        let e = || {
+            Arc::new(Error::Interrupted {
+                path: "/x".into(),
+                reason: "r".into(),
+            })
+        };
+        let k = key("/x/missing.tar");
+        let p = Policy::new(&[], DEFAULT_TTL, Duration::from_millis(50)).unwrap();
+        assert!(p.missing(&k).is_none());
+        p.remember_missing(&k, e());
+        assert!(p.missing(&k).is_some());
+        p.forget_missing(&k);
+        assert!(p.missing(&k).is_none());
+        p.remember_missing(&k, e());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(p.missing(&k).is_none(), "expired");
+        let off = Policy::new(&[], DEFAULT_TTL, Duration::ZERO).unwrap();
+        off.remember_missing(&k, e());
+        assert!(off.missing(&k).is_none(), "a zero TTL disables it");
     }
 }

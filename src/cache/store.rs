@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 
 use super::Error;
 
@@ -197,7 +197,7 @@ impl Store {
     pub fn claim(&self, key: &Key) -> io::Result<Claim> {
         let paths = Paths::new(self.path(key));
         if let Some(parent) = paths.target.parent() {
-            fs::create_dir_all(parent)?;
+            self.make_dirs(parent)?;
         }
         // The lock file can be removed by the holder between our open and our lock;
         // a lock on a removed file is worthless, so check and retry.
@@ -227,6 +227,36 @@ impl Store {
             }
         }
         Err(io::Error::other("lock file keeps disappearing"))
+    }
+
+    /// Creates `dir` and its parents below the root. A cached file standing where a
+    /// directory is needed (a mirror once answered `dir` itself, say with a listing)
+    /// is removed, with a warning: a stored file never blocks the tree for good.
+    fn make_dirs(&self, dir: &Path) -> io::Result<()> {
+        match fs::create_dir_all(dir) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::AlreadyExists | ErrorKind::NotADirectory
+                ) =>
+            {
+                let blocker = dir
+                    .ancestors()
+                    .take_while(|p| p.starts_with(&self.root) && *p != self.root)
+                    .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
+                let Some(blocker) = blocker else {
+                    return Err(e);
+                };
+                warn!(
+                    "removing the cached file {}: a directory of that name is needed for {}",
+                    blocker.display(),
+                    dir.display()
+                );
+                fs::remove_file(blocker)?;
+                fs::create_dir_all(dir)
+            }
+            other => other,
+        }
     }
 
     /// Removes temporary and lock files left behind by crashed downloads (those whose

@@ -11,12 +11,14 @@
 //! source goes through the proxy [`ProxyRules`] give it (see [`super::proxy`]); ureq
 //! reads no proxy settings of its own.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use log::debug;
+use log::{debug, info, warn};
+use ureq::ResponseExt;
 
 use super::proxy::ProxyRules;
 use super::store::Meta;
@@ -48,10 +50,24 @@ pub struct Ask {
     pub paths: Vec<Option<String>>,
     /// `If-Modified-Since`.
     pub if_modified_since: Option<SystemTime>,
-    /// `If-None-Match`.
-    pub if_none_match: Option<String>,
+    /// `If-None-Match`, by source index: each source is sent only the ETag it gave
+    /// (ETags of different servers are not comparable).
+    pub etags: Vec<Option<String>>,
+    /// A `200` whose `Last-Modified` is older than this is refused
+    /// ([`Failure::Older`]) and the next source asked: a lagging mirror must never
+    /// move a file that changes in place back in time.
+    pub not_older_than: Option<SystemTime>,
     /// `Range: bytes=N-`.
     pub from: Option<u64>,
+    /// A query string (without `?`, as the client sent it) to pass on.
+    pub query: Option<String>,
+}
+
+impl Ask {
+    /// Whether this is a conditional request (a 304 is a valid answer).
+    pub fn is_conditional(&self) -> bool {
+        self.if_modified_since.is_some() || self.etags.iter().any(Option::is_some)
+    }
 }
 
 impl Ask {
@@ -80,6 +96,10 @@ pub struct Fetched {
     /// The body has neither a length nor chunked framing: it ends where the connection
     /// does, so a source that stops early cannot be told from one that finished.
     pub close_delimited: bool,
+    /// The source redirected to another path (a directory's `/` form, another file):
+    /// the body is not the file that was asked for and must not be stored under its
+    /// name. A redirect to the same path on another host is not counted.
+    pub redirected: Option<String>,
     /// The body.
     pub body: Box<dyn Read + Send>,
 }
@@ -129,7 +149,19 @@ struct Health {
     last_latency: Option<Duration>,
     down_until: Option<Instant>,
     strikes: u32,
+    /// Bodies that broke in a row (reset, cut short), with no whole one between.
+    broken_bodies: u32,
+    /// A warning that it cannot be used went out and no success followed yet.
+    failing: bool,
 }
+
+/// Bodies that break this many times in a row cool a source down like an
+/// unreachable one.
+const BROKEN_BODIES_TO_COOL: u32 = 3;
+/// How long a source whose body broke for a path is asked last for that path.
+const BROKEN_PATH_FOR: Duration = Duration::from_secs(600);
+/// The most (source, path) pairs remembered as broken.
+const BROKEN_PATHS_MAX: usize = 4096;
 
 /// A snapshot of a source's health, for the status page.
 #[derive(Clone, Debug)]
@@ -172,25 +204,73 @@ impl Source {
             .is_some_and(|t| t > Instant::now())
     }
 
-    fn succeeded(&self, latency: Duration) {
+    /// The last failure, for saying why a cooling source was not asked.
+    fn last_error(&self) -> String {
+        lock(&self.health)
+            .last_error
+            .as_ref()
+            .map_or_else(String::new, |(e, _)| e.clone())
+    }
+
+    /// It answered (a file, a 304, or a plain "not here"): it works.
+    fn answered(&self, latency: Option<Duration>) {
         let mut h = lock(&self.health);
-        h.last_latency = Some(latency);
+        if latency.is_some() {
+            h.last_latency = latency;
+        }
         h.down_until = None;
         h.strikes = 0;
+        if h.failing {
+            h.failing = false;
+            info!("source {} works again", self.url);
+        }
     }
 
     fn failed(&self, failure: &Failure) {
         if matches!(failure, Failure::NotFound(_)) {
+            return self.answered(None);
+        }
+        if matches!(failure, Failure::Older | Failure::CoolingDown(_)) {
             return;
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut h = lock(&self.health);
         h.last_error = Some((failure.to_string(), SystemTime::now()));
         if failure.is_transport() {
-            let secs = (5u64 << h.strikes.min(6)).min(300);
-            h.down_until = Some(Instant::now() + Duration::from_secs(secs));
-            h.strikes += 1;
+            h.cool_down();
         }
+        if !h.failing {
+            h.failing = true;
+            warn!("source {} cannot be used: {failure}", self.url);
+        }
+    }
+
+    /// A body from it broke: after a few in a row it cools down.
+    fn body_broke(&self, failure: &Failure) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let mut h = lock(&self.health);
+        h.last_error = Some((failure.to_string(), SystemTime::now()));
+        h.broken_bodies += 1;
+        if h.broken_bodies >= BROKEN_BODIES_TO_COOL {
+            h.broken_bodies = 0;
+            h.cool_down();
+            if !h.failing {
+                h.failing = true;
+                warn!(
+                    "source {} cannot be used: its downloads keep breaking ({failure})",
+                    self.url
+                );
+            }
+        }
+    }
+}
+
+impl Health {
+    /// Tried last for a while: 5 s, doubling with every strike up to 5 min.
+    fn cool_down(&mut self) {
+        let secs = (5u64 << self.strikes.min(6)).min(300);
+        self.down_until = Some(Instant::now() + Duration::from_secs(secs));
+        self.strikes += 1;
     }
 }
 
@@ -199,6 +279,8 @@ impl Source {
 pub struct Upstream {
     agents: Vec<ureq::Agent>,
     sources: Vec<Arc<Source>>,
+    /// (source, path) → when its body broke: that source is asked last for that path.
+    broken: Mutex<HashMap<(usize, String), Instant>>,
 }
 
 impl Upstream {
@@ -263,7 +345,11 @@ impl Upstream {
             }
             agents.push(ureq::Agent::new_with_config(builder.build()));
         }
-        Ok(Upstream { agents, sources })
+        Ok(Upstream {
+            agents,
+            sources,
+            broken: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The sources, in configured order.
@@ -271,19 +357,35 @@ impl Upstream {
         &self.sources
     }
 
-    /// Asks the sources in turn (reachable ones first) until one answers with content
-    /// (or 304 for a conditional request). `path` is only for error messages.
+    /// Asks the sources in turn until one answers with content (or 304 for a
+    /// conditional request). `path` is only for error messages.
+    ///
+    /// The order is the configured one, except that a source whose body broke for
+    /// this path recently is asked after the others, and a source cooling down (it
+    /// failed to answer at all) comes last and is skipped entirely once another source
+    /// has answered, so that one hanging mirror does not make every "not found" wait
+    /// for its timeout.
     pub fn fetch(&self, path: &str, ask: &Ask) -> Result<Reply, Error> {
         let mut attempts = Vec::new();
-        let (up, down): (Vec<usize>, Vec<usize>) =
-            (0..self.sources.len()).partition(|&i| !self.sources[i].is_down());
-        for i in up.into_iter().chain(down) {
+        let mut answered = false;
+        for i in self.order(ask) {
             let Some(Some(source_path)) = ask.paths.get(i) else {
                 continue;
             };
+            let source = &self.sources[i];
+            if answered && source.is_down() {
+                attempts.push(Attempt {
+                    url: format!("{}{}", source.url, path::encode(source_path)),
+                    failure: Failure::CoolingDown(source.last_error()),
+                });
+                continue;
+            }
             match self.fetch_from(i, source_path, ask) {
                 Ok(reply) => return Ok(reply),
-                Err(attempt) => attempts.push(attempt),
+                Err(attempt) => {
+                    answered |= !attempt.failure.is_transport();
+                    attempts.push(attempt);
+                }
             }
         }
         Err(Error::Upstream {
@@ -292,13 +394,58 @@ impl Upstream {
         })
     }
 
+    /// The order to ask the sources in for `ask` (see [`Upstream::fetch`]).
+    fn order(&self, ask: &Ask) -> Vec<usize> {
+        let broken = lock(&self.broken);
+        let rank = |i: usize| {
+            let path = ask.paths.get(i).cloned().flatten().unwrap_or_default();
+            let broke = broken
+                .get(&(i, path))
+                .is_some_and(|t| t.elapsed() < BROKEN_PATH_FOR);
+            (self.sources[i].is_down(), broke)
+        };
+        let mut order: Vec<usize> = (0..self.sources.len()).collect();
+        order.sort_by_key(|&i| rank(i));
+        order
+    }
+
+    /// The body source `i` was sending for `source_path` broke: that source is asked
+    /// last for that path for a while, and one that keeps breaking cools down.
+    pub fn body_broke(&self, i: usize, source_path: &str, failure: &Failure) {
+        let Some(source) = self.sources.get(i) else {
+            return;
+        };
+        source.body_broke(failure);
+        let mut broken = lock(&self.broken);
+        if broken.len() >= BROKEN_PATHS_MAX {
+            broken.retain(|_, t| t.elapsed() < BROKEN_PATH_FOR);
+            if broken.len() >= BROKEN_PATHS_MAX {
+                broken.clear();
+            }
+        }
+        broken.insert((i, source_path.to_owned()), Instant::now());
+    }
+
+    /// A whole body arrived from source `i` for `source_path`.
+    pub fn body_completed(&self, i: usize, source_path: &str) {
+        if let Some(source) = self.sources.get(i) {
+            lock(&source.health).broken_bodies = 0;
+        }
+        lock(&self.broken).remove(&(i, source_path.to_owned()));
+    }
+
     /// Asks source `i` for `source_path`.
     pub fn fetch_from(&self, i: usize, source_path: &str, ask: &Ask) -> Result<Reply, Attempt> {
         let source = &self.sources[i];
-        let url = format!("{}{}", source.url, path::encode(source_path));
+        let mut url = format!("{}{}", source.url, path::encode(source_path));
+        if let Some(q) = &ask.query {
+            url.push('?');
+            url.push_str(q);
+        }
         let started = Instant::now();
         source.requests.fetch_add(1, Ordering::Relaxed);
-        let result = self.send(&self.agents[source.agent], &url, ask);
+        let etag = ask.etags.get(i).cloned().flatten();
+        let result = self.send(&self.agents[source.agent], &url, ask, etag.as_deref());
         let fail = |failure: Failure| {
             debug!("{url}: {failure}");
             source.failed(&failure);
@@ -316,40 +463,27 @@ impl Upstream {
         );
         match status {
             200 | 206 => {}
-            304 if ask.if_modified_since.is_some() || ask.if_none_match.is_some() => {
-                source.succeeded(started.elapsed());
+            304 if ask.is_conditional() => {
+                source.answered(Some(started.elapsed()));
                 return Ok(Reply::NotModified { source: i });
             }
             404 | 410 => return Err(fail(Failure::NotFound(status))),
             _ => return Err(fail(Failure::Status(status))),
         }
-        let headers = response.headers();
-        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let content_length = text("content-length").and_then(|v| v.trim().parse::<u64>().ok());
-        let chunked =
-            text("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let (len, range_start) = if status == 206 {
-            match text("content-range").and_then(parse_content_range) {
-                Some((start, total)) if Some(start) == ask.from => (total, Some(start)),
-                _ => return Err(fail(Failure::Protocol("unusable Content-Range".into()))),
-            }
-        } else {
-            (content_length, None)
-        };
-        let meta = Meta {
-            len,
-            modified: text("last-modified").and_then(date::parse),
-            etag: text("etag").map(str::to_owned),
-        };
-        source.succeeded(started.elapsed());
+        let head = Head::of(&response, status, ask).map_err(fail)?;
+        source.answered(Some(started.elapsed()));
+        let redirected = Some(response.get_uri().path())
+            .filter(|p| !p.ends_with(&path::encode(source_path)))
+            .map(|_| response.get_uri().to_string());
         let body = response.into_body().into_reader();
         Ok(Reply::Fresh(Fetched {
             source: i,
             url,
             status,
-            meta,
-            range_start,
-            close_delimited: content_length.is_none() && !chunked,
+            meta: head.meta,
+            range_start: head.range_start,
+            close_delimited: head.close_delimited,
+            redirected,
             body: Box::new(Counted {
                 inner: body,
                 source: source.clone(),
@@ -362,6 +496,7 @@ impl Upstream {
         agent: &ureq::Agent,
         url: &str,
         ask: &Ask,
+        etag: Option<&str>,
     ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let mut req = if ask.head {
             agent.head(url)
@@ -371,13 +506,61 @@ impl Upstream {
         if let Some(t) = ask.if_modified_since {
             req = req.header("If-Modified-Since", date::format(t));
         }
-        if let Some(tag) = &ask.if_none_match {
-            req = req.header("If-None-Match", tag.as_str());
+        if let Some(tag) = etag {
+            req = req.header("If-None-Match", tag);
         }
         if let Some(from) = ask.from {
             req = req.header("Range", format!("bytes={from}-"));
         }
         req.call()
+    }
+}
+
+/// What the headers of a 200 or 206 say about its body.
+struct Head {
+    meta: Meta,
+    range_start: Option<u64>,
+    close_delimited: bool,
+}
+
+impl Head {
+    /// Reads the headers; refuses an unusable `Content-Range` and a copy older than
+    /// [`Ask::not_older_than`].
+    fn of(
+        response: &ureq::http::Response<ureq::Body>,
+        status: u16,
+        ask: &Ask,
+    ) -> Result<Head, Failure> {
+        let headers = response.headers();
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let content_length = text("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let chunked =
+            text("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let (len, range_start) = if status == 206 {
+            match text("content-range").and_then(parse_content_range) {
+                Some((start, total)) if Some(start) == ask.from => (total, Some(start)),
+                _ => return Err(Failure::Protocol("unusable Content-Range".into())),
+            }
+        } else {
+            (content_length, None)
+        };
+        let meta = Meta {
+            len,
+            modified: text("last-modified").and_then(date::parse),
+            etag: text("etag").map(str::to_owned),
+        };
+        let older = match (meta.modified, ask.not_older_than) {
+            (Some(theirs), Some(ours)) => date::unix_seconds(theirs) < date::unix_seconds(ours),
+            _ => false,
+        };
+        if older {
+            return Err(Failure::Older);
+        }
+        Ok(Head {
+            meta,
+            range_start,
+            close_delimited: content_length.is_none() && !chunked,
+        })
     }
 }
 
@@ -489,7 +672,7 @@ mod tests {
             s.health().last_error.map(|e| e.0).as_deref(),
             Some("timed out")
         );
-        s.succeeded(Duration::from_millis(3));
+        s.answered(Some(Duration::from_millis(3)));
         assert!(!s.is_down());
     }
 }

@@ -1,6 +1,6 @@
 //! Cache errors as HTTP answers: the one place a failure gets its status.
 
-use crate::cache::{Attempt, Error, Failure};
+use crate::cache::{Error, Failure};
 use crate::http::Response;
 
 /// The HTTP status that reports a cache error to a client: 404 when the path is
@@ -10,16 +10,16 @@ use crate::http::Response;
 pub fn status_of(e: &Error) -> u16 {
     match e {
         Error::InvalidPath { .. } => 404,
+        Error::Upstream { .. } if e.nowhere() => 404,
         Error::Upstream { attempts, .. } => {
-            let not_found = |a: &&Attempt| matches!(a.failure, Failure::NotFound(_));
-            if attempts.is_empty() {
-                502
-            } else if attempts.iter().all(|a| not_found(&a)) {
-                404
-            } else if attempts
+            // Sources not asked (cooling down) and those without the file say nothing
+            // about whether the others were slow or broken.
+            let mut failed = attempts
                 .iter()
-                .filter(|a| !not_found(a))
-                .all(|a| a.failure == Failure::Timeout)
+                .filter(|a| !matches!(a.failure, Failure::NotFound(_) | Failure::CoolingDown(_)));
+            let first = failed.next();
+            if first.is_some_and(|a| a.failure == Failure::Timeout)
+                && failed.all(|a| a.failure == Failure::Timeout)
             {
                 504
             } else {
@@ -58,6 +58,10 @@ mod tests {
             502
         );
         assert_eq!(status_of(&upstream(&[])), 502);
+        let cooling = || CoolingDown("timed out".into());
+        assert_eq!(status_of(&upstream(&[NotFound(404), cooling()])), 404);
+        assert_eq!(status_of(&upstream(&[Timeout, cooling()])), 504);
+        assert_eq!(status_of(&upstream(&[Older, NotFound(404)])), 502);
         let resp = error_response(&upstream(&[NotFound(404)]));
         assert_eq!(resp.status(), 404);
         assert!(resp.header("X-Cache").is_none());

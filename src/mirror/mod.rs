@@ -79,6 +79,7 @@ impl Handler for Mirror {
             alternates: &target.alternates,
             want,
             paths: &paths,
+            query: req.query(),
             label: &path,
         };
         let answer = self.cache.get(&query);
