@@ -12,7 +12,7 @@
 //! - [`tee`]: the download loop (upstream → disk → every waiting client) and the reader
 //!   each client streams from.
 //! - [`upstream`]: the ureq client and ordered failover over the sources; [`proxy`]
-//!   picks each source's proxy.
+//!   picks each source's proxy; [`tls`]: the trust store for https sources.
 //! - [`store`]: where entries live on disk, temporary files, fs2 locks, atomic commits.
 //! - [`index`]: the live LRU index and the size cap; [`cull`]: the one-shot cull.
 //! - [`error`]: what went wrong, described; the application picks the status.
@@ -29,7 +29,7 @@ pub mod proxy;
 pub mod status;
 pub mod store;
 pub mod tee;
-mod tls;
+pub mod tls;
 pub mod upstream;
 
 pub use content::{Content, Slice};

@@ -20,7 +20,8 @@ use log::debug;
 
 use super::proxy::ProxyRules;
 use super::store::Meta;
-use super::{Attempt, Error, Failure, tls};
+use super::tls::TrustStore;
+use super::{Attempt, Error, Failure};
 use crate::proto::{date, path};
 
 /// How to reach the sources.
@@ -36,6 +37,9 @@ pub struct UpstreamConfig {
     pub user_agent: String,
     /// Which proxy each source is reached through.
     pub proxy: ProxyRules,
+    /// The certificates https sources are verified against (the binary reads
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`: [`TrustStore::from_env`]).
+    pub trust: TrustStore,
 }
 
 /// What to ask the sources for.
@@ -230,7 +234,7 @@ impl Upstream {
         let tls = if sources.iter().any(|s| s.url.starts_with("https://")) {
             Some(
                 ureq::tls::TlsConfig::builder()
-                    .root_certs(tls::system_roots()?)
+                    .root_certs(config.trust.roots()?)
                     .build(),
             )
         } else {
