@@ -13,6 +13,8 @@
 //!   each client streams from.
 //! - [`upstream`]: the ureq client and ordered failover over the sources; [`proxy`]
 //!   picks each source's proxy; [`tls`]: the trust store for https sources.
+//!   Under the ureq agents, `transport` chains the connections and `pinned` accepts
+//!   self-signed certificates that the trust store holds.
 //! - [`store`]: where entries live on disk, temporary files, fs2 locks, atomic commits.
 //! - [`index`]: the live LRU index and the size cap; [`cull`]: the one-shot cull.
 //! - [`error`]: what went wrong, described; the application picks the status.
@@ -24,12 +26,14 @@ pub mod fetch;
 pub mod flight;
 pub mod front;
 pub mod index;
+mod pinned;
 pub mod policy;
 pub mod proxy;
 pub mod status;
 pub mod store;
 pub mod tee;
 pub mod tls;
+mod transport;
 pub mod upstream;
 
 pub use content::{Content, Slice};

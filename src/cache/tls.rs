@@ -1,18 +1,28 @@
-//! The trust store for https sources: the system's CA bundle, as OpenSSL finds it.
+//! The trust store for https sources, and the TLS client configuration built on it.
 //!
-//! `SSL_CERT_FILE` names a PEM bundle and `SSL_CERT_DIR` a directory of PEM files;
-//! without them the usual distribution bundle paths are tried. If none exists, ureq's
-//! bundled Mozilla roots are used and the log says so. The binary reads the two
-//! variables from its environment ([`TrustStore::from_env`]); tests and embedding
-//! programs name the files in a [`TrustStore`] instead, since the environment is shared
-//! by every thread.
+//! `SSL_CERT_FILE` names a PEM bundle and `SSL_CERT_DIR` a directory of PEM files, as
+//! OpenSSL (and so curl, wget and Python) reads them; without them the usual
+//! distribution bundle paths are tried. If none exists, the bundled Mozilla roots are
+//! used and the log says so. The binary reads the two variables from its environment
+//! ([`TrustStore::from_env`]); tests and embedding programs name the files in a
+//! [`TrustStore`] instead, since the environment is shared by every thread.
+//!
+//! Certificates are verified by rustls and webpki, with one addition (see the
+//! `pinned` module): a self-signed certificate that OpenSSL marked `CA:TRUE` is
+//! accepted as a server's own certificate when it is itself in the trust store, as
+//! curl accepts it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use log::{debug, warn};
-use ureq::tls::{Certificate, PemItem, RootCerts};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+use ureq::tls::PemItem;
 
 use super::Error;
+use super::pinned::Pinned;
 
 /// Where distributions keep their CA bundle (Gentoo and Debian first).
 const BUNDLES: &[&str] = &[
@@ -56,8 +66,9 @@ impl TrustStore {
         }
     }
 
-    /// The roots to verify https sources against.
-    pub(super) fn roots(&self) -> Result<RootCerts, Error> {
+    /// Reads the certificates. `None` when there are none at all (no variable set and
+    /// no distribution bundle).
+    fn load(&self) -> Result<Option<Vec<CertificateDer<'static>>>, Error> {
         let mut certs = Vec::new();
         if let Some(file) = &self.cert_file {
             load(file, &mut certs)
@@ -85,20 +96,61 @@ impl TrustStore {
                 bundle.display()
             );
         }
-        if certs.is_empty() {
-            warn!("no system CA bundle found (set SSL_CERT_FILE); using built-in Mozilla roots");
-            return Ok(RootCerts::WebPki);
-        }
-        Ok(RootCerts::new_with_certs(&certs))
+        Ok((!certs.is_empty()).then_some(certs))
     }
 }
 
-fn load(path: &Path, certs: &mut Vec<Certificate<'static>>) -> Result<(), String> {
+/// The TLS configuration for https sources, verifying against `trust`.
+pub(super) fn client_config(trust: &TrustStore) -> Result<Arc<ClientConfig>, Error> {
+    match trust.load()? {
+        Some(certs) => build(certs),
+        None => {
+            warn!("no system CA bundle found (set SSL_CERT_FILE); using built-in Mozilla roots");
+            Ok(mozilla())
+        }
+    }
+}
+
+/// The TLS configuration with the bundled Mozilla roots only (what ureq uses by default).
+pub(super) fn mozilla() -> Arc<ClientConfig> {
+    let roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    config(roots, Vec::new()).expect("the Mozilla roots make a valid trust store")
+}
+
+fn build(certs: Vec<CertificateDer<'static>>) -> Result<Arc<ClientConfig>, Error> {
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(certs.iter().cloned());
+    debug!("trust store: {added} certificates, {ignored} unusable ones ignored");
+    config(roots, certs)
+}
+
+/// The configuration verifying against `roots`, and pinning those of `certs` that
+/// webpki refuses as a server's own certificate only because they are marked CA.
+fn config(
+    roots: RootCertStore,
+    certs: Vec<CertificateDer<'static>>,
+) -> Result<Arc<ClientConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| Error::Config(format!("trust store: {e}")))?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned::new(webpki, certs)))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn load(path: &Path, certs: &mut Vec<CertificateDer<'static>>) -> Result<(), String> {
     let pem = std::fs::read(path).map_err(|e| e.to_string())?;
     let before = certs.len();
     for item in ureq::tls::parse_pem(&pem) {
         if let Ok(PemItem::Certificate(c)) = item {
-            certs.push(c);
+            certs.push(CertificateDer::from(c.der().to_vec()));
         }
     }
     if certs.len() == before {
@@ -128,7 +180,7 @@ mod tests {
             cert_file: Some("/nonexistent/ca.pem".into()),
             cert_dir: None,
         };
-        let e = t.roots().map(|_| ()).unwrap_err().to_string();
+        let e = client_config(&t).unwrap_err().to_string();
         assert!(e.starts_with("SSL_CERT_FILE /nonexistent/ca.pem: "), "{e}");
     }
 }

@@ -9,7 +9,8 @@
 //! The agent never decompresses (ureq's `gzip` feature is off and we send
 //! `Accept-Encoding: identity`) and has explicit connect and read timeouts. Each
 //! source goes through the proxy [`ProxyRules`] give it (see [`super::proxy`]); ureq
-//! reads no proxy settings of its own.
+//! reads no proxy settings of its own. The agents run on our own connector chain
+//! (see `transport`): https sources are verified against the [`TrustStore`].
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,7 @@ use log::debug;
 use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::tls::TrustStore;
-use super::{Attempt, Error, Failure};
+use super::{Attempt, Error, Failure, tls, transport};
 use crate::proto::{date, path};
 
 /// How to reach the sources.
@@ -231,41 +232,37 @@ impl Upstream {
                 health: Mutex::new(Health::default()),
             }));
         }
+        // The trust store is read only when a source needs it; a redirect from an
+        // http source to https is verified against the Mozilla roots, as ureq does.
         let tls = if sources.iter().any(|s| s.url.starts_with("https://")) {
-            Some(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(config.trust.roots()?)
-                    .build(),
-            )
+            tls::client_config(&config.trust)?
         } else {
-            None
+            tls::mozilla()
         };
         let mut agents = Vec::new();
         for proxy in &proxies {
             let proxy = match proxy {
-                Some(p) => Some(ureq::Proxy::new(p).map_err(|e| Error::BadProxy {
-                    proxy: p.clone(),
-                    reason: e.to_string().to_lowercase(),
-                })?),
+                Some(p) => Some(http_proxy(p)?),
                 None => None,
             };
-            let mut builder = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(5)
-                .user_agent(config.user_agent.as_str())
-                .accept_encoding("identity")
-                .proxy(proxy)
-                .timeout_connect(Some(config.connect_timeout))
-                .timeout_recv_response(Some(config.read_timeout))
-                .timeout_per_read(Some(config.read_timeout))
-                .max_idle_connections_per_host(8)
-                // Requests are a few hundred bytes; bodies stream through the tee's buffer.
-                .output_buffer_size(16 * 1024)
-                .input_buffer_size(64 * 1024);
-            if let Some(tls) = &tls {
-                builder = builder.tls_config(tls.clone());
-            }
-            agents.push(ureq::Agent::new_with_config(builder.build()));
+            let agent_config = |proxy: Option<ureq::Proxy>| {
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .max_redirects(5)
+                    .user_agent(config.user_agent.as_str())
+                    .accept_encoding("identity")
+                    .proxy(proxy)
+                    .timeout_connect(Some(config.connect_timeout))
+                    .timeout_recv_response(Some(config.read_timeout))
+                    .timeout_per_read(Some(config.read_timeout))
+                    .max_idle_connections_per_host(8)
+                    // Requests are a few hundred bytes; bodies stream through the tee's
+                    // buffer.
+                    .output_buffer_size(16 * 1024)
+                    .input_buffer_size(64 * 1024)
+                    .build()
+            };
+            agents.push(transport::agent(agent_config(proxy), tls.clone()));
         }
         Ok(Upstream { agents, sources })
     }
@@ -385,6 +382,22 @@ impl Upstream {
     }
 }
 
+/// A proxy ureq can be given: `http://` or `https://` (an HTTP proxy, reached in
+/// clear text or over TLS). SOCKS needs a ureq feature this build leaves out.
+fn http_proxy(url: &str) -> Result<ureq::Proxy, Error> {
+    let bad = |reason: String| Error::BadProxy {
+        proxy: url.to_owned(),
+        reason,
+    };
+    let proxy = ureq::Proxy::new(url).map_err(|e| bad(e.to_string().to_lowercase()))?;
+    match proxy.protocol() {
+        ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https => Ok(proxy),
+        _ => Err(bad(
+            "SOCKS proxies are not supported; use an HTTP proxy (http://host:port)".into(),
+        )),
+    }
+}
+
 /// The body reader, counting bytes for the source's statistics.
 struct Counted<R> {
     inner: R,
@@ -462,6 +475,17 @@ mod tests {
             let e = check_source(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("{bad}: ")), "{e}");
         }
+    }
+
+    #[test]
+    fn only_http_proxies_are_accepted() {
+        assert!(http_proxy("http://p:3128").is_ok());
+        assert!(http_proxy("https://user:pw@p").is_ok());
+        let e = http_proxy("socks5://p:1080").unwrap_err().to_string();
+        assert!(
+            e.starts_with("socks5://p:1080: SOCKS proxies are not supported"),
+            "{e}"
+        );
     }
 
     #[test]
