@@ -4,9 +4,12 @@
 //! `unversioned::transport`, which may change in a minor release: Cargo.toml pins
 //! ureq to 3.5.x). Ours is, in order:
 //!
-//! 1. ureq's `ConnectProxyConnector`: URLs through an HTTP proxy, with `CONNECT`;
-//! 2. ureq's `TcpConnector`: the socket to the source, or to the proxy;
-//! 3. [`TlsConnector`]: TLS for `https://` URLs with our rustls configuration (see
+//! 1. [`ForwardProxy`]: `http://` URLs through an HTTP proxy, as plain requests in
+//!    absolute form, the way curl sends them (ureq alone would use `CONNECT`);
+//! 2. ureq's `ConnectProxyConnector`: `https://` URLs through an HTTP proxy, with
+//!    `CONNECT`;
+//! 3. ureq's `TcpConnector`: the socket to the source, or to the proxy;
+//! 4. [`TlsConnector`]: TLS for `https://` URLs with our rustls configuration (see
 //!    [`super::tls`]). ureq's own `TlsConfig` takes root certificates but neither a
 //!    rustls `ClientConfig` nor a certificate verifier, so it cannot accept a
 //!    self-signed certificate marked `CA:TRUE` (see [`super::pinned`]).
@@ -29,9 +32,18 @@ use ureq::unversioned::transport::{
     TcpConnector, Transport, TransportAdapter,
 };
 
-/// An agent with `config` on our connector chain; `tls` verifies https sources.
-pub(super) fn agent(config: ureq::config::Config, tls: Arc<ClientConfig>) -> ureq::Agent {
-    let connector = ConnectProxyConnector::default()
+use super::forward::ForwardProxy;
+
+/// An agent with `config` on our connector chain. `direct` is the same configuration
+/// without the proxy (for the connection to the proxy itself); `tls` verifies https
+/// sources.
+pub(super) fn agent(
+    config: ureq::config::Config,
+    direct: ureq::config::Config,
+    tls: Arc<ClientConfig>,
+) -> ureq::Agent {
+    let connector = ForwardProxy::new(direct)
+        .chain(ConnectProxyConnector::default())
         .chain(TcpConnector::default())
         .chain(TlsConnector { config: tls });
     ureq::Agent::with_parts(config, connector, DefaultResolver::default())

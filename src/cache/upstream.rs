@@ -10,7 +10,8 @@
 //! `Accept-Encoding: identity`) and has explicit connect and read timeouts. Each
 //! source goes through the proxy [`ProxyRules`] give it (see [`super::proxy`]); ureq
 //! reads no proxy settings of its own. The agents run on our own connector chain
-//! (see `transport`): https sources are verified against the [`TrustStore`].
+//! (see `transport`): `http://` sources go to a proxy as plain requests, and https
+//! sources are verified against the [`TrustStore`].
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,7 +263,11 @@ impl Upstream {
                     .input_buffer_size(64 * 1024)
                     .build()
             };
-            agents.push(transport::agent(agent_config(proxy), tls.clone()));
+            agents.push(transport::agent(
+                agent_config(proxy),
+                agent_config(None),
+                tls.clone(),
+            ));
         }
         Ok(Upstream { agents, sources })
     }
