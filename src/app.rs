@@ -10,6 +10,7 @@ use crate::cache::fetch::FetchConfig;
 use crate::cache::policy::Policy;
 use crate::cache::proxy::ProxyRules;
 use crate::cache::store::Store;
+use crate::cache::tls::TrustStore;
 use crate::cache::upstream::{Upstream, UpstreamConfig};
 use crate::cache::{Cache, Error};
 use crate::config::{Config, DEFAULT_SOURCE};
@@ -53,9 +54,16 @@ pub fn build(config: &Config) -> Result<App, String> {
 pub fn open_cache(config: &Config) -> Result<Cache, String> {
     let store = Store::open(&config.cache)
         .map_err(|e| format!("--cache {}: {}", config.cache.display(), io_reason(&e)))?;
+    let (proxy, trust) = match &config.upstream_env {
+        Some(vars) => {
+            let var = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            (ProxyRules::from_vars(var), TrustStore::from_vars(var))
+        }
+        None => (ProxyRules::from_env(), TrustStore::from_env()),
+    };
     let proxy = match &config.upstream_proxy {
-        Some(p) => ProxyRules::from_env().forced(p),
-        None => ProxyRules::from_env(),
+        Some(p) => proxy.forced(p),
+        None => proxy,
     };
     let upstream = Upstream::new(&UpstreamConfig {
         sources: config.effective_sources(),
@@ -63,6 +71,7 @@ pub fn open_cache(config: &Config) -> Result<Cache, String> {
         read_timeout: config.read_timeout,
         user_agent: USER_AGENT.into(),
         proxy,
+        trust,
     })
     .map_err(|e| match &e {
         Error::BadSource { .. } => format!("--source {e}"),

@@ -258,6 +258,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         max_size: parsed.max_size,
         allow: parsed.allow,
         upstream_proxy: parsed.upstream_proxy,
+        upstream_env: d.upstream_env,
     })))
 }
 

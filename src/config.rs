@@ -49,6 +49,12 @@ pub struct Config {
     pub allow: Vec<Cidr>,
     /// A proxy for every source, overriding `http_proxy` and friends.
     pub upstream_proxy: Option<String>,
+    /// The environment the sources are reached with (`http_proxy`, `https_proxy`,
+    /// `all_proxy`, `no_proxy`, `SSL_CERT_FILE`, `SSL_CERT_DIR`; see the README's
+    /// "Proxies"), as names and values. `None`, as in the binary, reads the process
+    /// environment; tests and embedding programs set it here instead, since the process
+    /// environment is shared by every thread.
+    pub upstream_env: Option<Vec<(String, String)>>,
 }
 
 impl Default for Config {
@@ -76,6 +82,7 @@ impl Default for Config {
             max_size: None,
             allow: Vec::new(),
             upstream_proxy: None,
+            upstream_env: None,
         }
     }
 }

@@ -412,6 +412,7 @@ mod tests {
             read_timeout: Duration::from_secs(2),
             user_agent: "test".into(),
             proxy: ProxyRules::default(),
+            trust: Default::default(),
         })
         .unwrap();
         let policy = Policy::new(&["*.idx".into()], ttl, Duration::ZERO).unwrap();

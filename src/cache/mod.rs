@@ -12,7 +12,10 @@
 //! - [`tee`]: the download loop (upstream → disk → every waiting client) and the reader
 //!   each client streams from.
 //! - [`upstream`]: the ureq client and ordered failover over the sources; [`proxy`]
-//!   picks each source's proxy.
+//!   picks each source's proxy; [`tls`]: the trust store for https sources.
+//!   Under the ureq agents, `transport` chains the connections, `forward` sends
+//!   `http://` requests to a proxy in absolute form and `pinned` accepts self-signed
+//!   certificates that the trust store holds.
 //! - [`store`]: where entries live on disk, temporary files, fs2 locks, atomic commits.
 //! - [`index`]: the live LRU index and the size cap; [`cull`]: the one-shot cull.
 //! - [`error`]: what went wrong, described; the application picks the status.
@@ -22,14 +25,17 @@ pub mod cull;
 pub mod error;
 pub mod fetch;
 pub mod flight;
+mod forward;
 pub mod front;
 pub mod index;
+mod pinned;
 pub mod policy;
 pub mod proxy;
 pub mod status;
 pub mod store;
 pub mod tee;
-mod tls;
+pub mod tls;
+mod transport;
 pub mod upstream;
 
 pub use content::{Content, Slice};

@@ -5,7 +5,14 @@
 //! `ALL_PROXY` for either when the specific one is unset, and `no_proxy` or `NO_PROXY`
 //! (a comma-separated list of host names, domain suffixes, IP addresses, or `*`) for
 //! sources reached directly. `--upstream-proxy URL` overrides the environment for every
-//! source (`no_proxy` still applies). Requests go through the proxy with `CONNECT`.
+//! source (`no_proxy` still applies).
+//!
+//! Requests go through the proxy as curl sends them: an `http://` source's as plain
+//! requests in absolute form (`GET http://host/path`, see `forward`), an `https://`
+//! source's through a `CONNECT host:port` tunnel (ureq's), so a Squid that allows
+//! `CONNECT` only to port 443 serves both. Credentials in the proxy URL go to the proxy
+//! as `Proxy-Authorization: Basic`. SOCKS proxies are refused when the sources are set
+//! up.
 
 use std::net::IpAddr;
 

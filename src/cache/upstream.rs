@@ -9,7 +9,9 @@
 //! The agent never decompresses (ureq's `gzip` feature is off and we send
 //! `Accept-Encoding: identity`) and has explicit connect and read timeouts. Each
 //! source goes through the proxy [`ProxyRules`] give it (see [`super::proxy`]); ureq
-//! reads no proxy settings of its own.
+//! reads no proxy settings of its own. The agents run on our own connector chain
+//! (see `transport`): `http://` sources go to a proxy as plain requests, and https
+//! sources are verified against the [`TrustStore`].
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -22,7 +24,8 @@ use ureq::ResponseExt;
 
 use super::proxy::ProxyRules;
 use super::store::Meta;
-use super::{Attempt, Error, Failure, tls};
+use super::tls::TrustStore;
+use super::{Attempt, Error, Failure, tls, transport};
 use crate::proto::{date, path};
 
 /// How to reach the sources.
@@ -38,6 +41,9 @@ pub struct UpstreamConfig {
     pub user_agent: String,
     /// Which proxy each source is reached through.
     pub proxy: ProxyRules,
+    /// The certificates https sources are verified against (the binary reads
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`: [`TrustStore::from_env`]).
+    pub trust: TrustStore,
 }
 
 /// What to ask the sources for.
@@ -309,41 +315,41 @@ impl Upstream {
                 health: Mutex::new(Health::default()),
             }));
         }
+        // The trust store is read only when a source needs it; a redirect from an
+        // http source to https is verified against the Mozilla roots, as ureq does.
         let tls = if sources.iter().any(|s| s.url.starts_with("https://")) {
-            Some(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(tls::system_roots()?)
-                    .build(),
-            )
+            tls::client_config(&config.trust)?
         } else {
-            None
+            tls::mozilla()
         };
         let mut agents = Vec::new();
         for proxy in &proxies {
             let proxy = match proxy {
-                Some(p) => Some(ureq::Proxy::new(p).map_err(|e| Error::BadProxy {
-                    proxy: p.clone(),
-                    reason: e.to_string().to_lowercase(),
-                })?),
+                Some(p) => Some(http_proxy(p)?),
                 None => None,
             };
-            let mut builder = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(5)
-                .user_agent(config.user_agent.as_str())
-                .accept_encoding("identity")
-                .proxy(proxy)
-                .timeout_connect(Some(config.connect_timeout))
-                .timeout_recv_response(Some(config.read_timeout))
-                .timeout_per_read(Some(config.read_timeout))
-                .max_idle_connections_per_host(8)
-                // Requests are a few hundred bytes; bodies stream through the tee's buffer.
-                .output_buffer_size(16 * 1024)
-                .input_buffer_size(64 * 1024);
-            if let Some(tls) = &tls {
-                builder = builder.tls_config(tls.clone());
-            }
-            agents.push(ureq::Agent::new_with_config(builder.build()));
+            let agent_config = |proxy: Option<ureq::Proxy>| {
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .max_redirects(5)
+                    .user_agent(config.user_agent.as_str())
+                    .accept_encoding("identity")
+                    .proxy(proxy)
+                    .timeout_connect(Some(config.connect_timeout))
+                    .timeout_recv_response(Some(config.read_timeout))
+                    .timeout_per_read(Some(config.read_timeout))
+                    .max_idle_connections_per_host(8)
+                    // Requests are a few hundred bytes; bodies stream through the tee's
+                    // buffer.
+                    .output_buffer_size(16 * 1024)
+                    .input_buffer_size(64 * 1024)
+                    .build()
+            };
+            agents.push(transport::agent(
+                agent_config(proxy),
+                agent_config(None),
+                tls.clone(),
+            ));
         }
         Ok(Upstream {
             agents,
@@ -564,6 +570,22 @@ impl Head {
     }
 }
 
+/// A proxy ureq can be given: `http://` or `https://` (an HTTP proxy, reached in
+/// clear text or over TLS). SOCKS needs a ureq feature this build leaves out.
+fn http_proxy(url: &str) -> Result<ureq::Proxy, Error> {
+    let bad = |reason: String| Error::BadProxy {
+        proxy: url.to_owned(),
+        reason,
+    };
+    let proxy = ureq::Proxy::new(url).map_err(|e| bad(e.to_string().to_lowercase()))?;
+    match proxy.protocol() {
+        ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https => Ok(proxy),
+        _ => Err(bad(
+            "SOCKS proxies are not supported; use an HTTP proxy (http://host:port)".into(),
+        )),
+    }
+}
+
 /// The body reader, counting bytes for the source's statistics.
 struct Counted<R> {
     inner: R,
@@ -641,6 +663,17 @@ mod tests {
             let e = check_source(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("{bad}: ")), "{e}");
         }
+    }
+
+    #[test]
+    fn only_http_proxies_are_accepted() {
+        assert!(http_proxy("http://p:3128").is_ok());
+        assert!(http_proxy("https://user:pw@p").is_ok());
+        let e = http_proxy("socks5://p:1080").unwrap_err().to_string();
+        assert!(
+            e.starts_with("socks5://p:1080: SOCKS proxies are not supported"),
+            "{e}"
+        );
     }
 
     #[test]
