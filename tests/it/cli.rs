@@ -1,11 +1,9 @@
 //! The binary: the Python original's flags, clear errors, signals.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::process::{Process, binary};
-use support::*;
+use crate::support::process::{Process, binary};
+use crate::support::*;
 
 fn output(args: &[&str]) -> (i32, String, String) {
     let out = binary().args(args).output().unwrap();

@@ -1,8 +1,6 @@
 //! Running it for real: the size cap, `cull`, metrics, the status page, `--allow`,
 //! upstream proxies, IPv6 and SIGTERM with a download in progress.
 
-mod support;
-
 use std::fs::{self, File, FileTimes};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,14 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use support::process::{Process, binary};
-use support::{Conn, FakeFile, FakeMirror, Fault, TempDir, TestCache, bytes, get, wait_until};
+use crate::support::process::{Process, binary};
+use crate::support::{
+    Conn, FakeFile, FakeMirror, Fault, TempDir, TestCache, bytes, get, wait_until,
+};
 
 const KB: usize = 1024;
 
 /// Total bytes of the regular files below `root`.
 fn disk_usage(root: &Path) -> u64 {
-    support::list_files(root)
+    crate::support::list_files(root)
         .iter()
         .filter_map(|f| fs::metadata(root.join(f)).ok())
         .map(|m| m.len())
@@ -226,7 +226,7 @@ fn cull_command_dry_run_then_for_real() {
         "{out}"
     );
     assert_eq!(
-        support::list_files(root),
+        crate::support::list_files(root),
         ["distfiles/ab/.new.pc-part", "distfiles/ab/new"],
         "only what was asked is removed; temporary files are left to the server"
     );
@@ -390,7 +390,7 @@ fn status_shows_downloads_in_progress_and_the_page_is_self_contained() {
     assert_eq!(get(cache.addr, "/-").status, 302);
     assert_eq!(get(cache.addr, "/-/").header("Location"), Some("/-/status"));
     assert_eq!(get(cache.addr, "/-/nothing").status, 404);
-    let post = support::request(
+    let post = crate::support::request(
         cache.addr,
         "POST /-/metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
@@ -623,7 +623,7 @@ fn sigterm_lets_a_download_in_progress_finish_within_the_grace() {
     assert_eq!(client.join().expect("client").body, bytes(600 * KB, 7));
     let stored = dir.path().join("pkgs/slow.tbz2");
     assert_eq!(fs::read(&stored).ok(), Some(bytes(600 * KB, 7)));
-    assert_eq!(support::list_files(dir.path()), ["pkgs/slow.tbz2"]);
+    assert_eq!(crate::support::list_files(dir.path()), ["pkgs/slow.tbz2"]);
 
     // With too little grace, it still exits in time and leaves nothing under the
     // final name; the next start removes what is left.
@@ -645,7 +645,7 @@ fn sigterm_lets_a_download_in_progress_finish_within_the_grace() {
     assert!(!dir.path().join("pkgs/slower.tbz2").exists());
     let p = Process::start(&["--source", &src, "--cache", &cache]);
     assert!(wait_until(Duration::from_secs(5), || {
-        support::list_files(dir.path()) == ["pkgs/slow.tbz2"]
+        crate::support::list_files(dir.path()) == ["pkgs/slow.tbz2"]
     }));
     drop(p);
 }

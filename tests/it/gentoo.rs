@@ -1,13 +1,11 @@
 //! Gentoo mirror semantics: GLEP 75 layouts, one entry per distfile, freshness of
 //! files that change in place.
 
-mod support;
-
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use package_cache::http::date;
-use support::*;
 
 const NAME: &str = "MooseX-OneArgNew-0.007.tar.gz";
 const HASHED: &str = "/distfiles/0a/MooseX-OneArgNew-0.007.tar.gz";

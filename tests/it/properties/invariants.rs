@@ -1,7 +1,7 @@
 //! The invariants of the parsers that see client or upstream input, written once and
-//! checked twice: by the deterministic property tests (`tests/properties.rs`, through
+//! checked twice: by the deterministic property tests (`tests/it/properties`, through
 //! `mod invariants;`) and by the fuzz targets (`fuzz/fuzz_targets/*.rs`, through
-//! `#[path = "../../tests/invariants/mod.rs"] mod invariants;`).
+//! `#[path = "../../tests/it/properties/invariants.rs"] mod invariants;`).
 //!
 //! Every `check_*` function panics, with a message naming the input, when an invariant
 //! does not hold. `check_path`, `check_range`, `check_date`, `check_layout`,
@@ -10,7 +10,8 @@
 //! the finer checks below them, which the property tests call on the inputs they
 //! generate.
 //!
-//! This file is a module, not a test binary: cargo only builds `tests/*.rs` as tests.
+//! It uses nothing from the test binary around it (no `crate::` or `super::` paths),
+//! so that the fuzz targets can include it on its own.
 
 // Each crate that includes this module uses only part of it.
 #![allow(dead_code)]

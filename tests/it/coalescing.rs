@@ -1,15 +1,13 @@
 //! One upstream download per file, however many clients and processes want it.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::process::Process;
-use support::*;
+use crate::support::process::Process;
+use crate::support::*;
 
 const PATH: &str = "/distfiles/herd.tar.xz";
 

@@ -5,8 +5,6 @@
 //! The cache sits on a small tmpfs, mounted for the test. That needs root and the
 //! permission to mount: without them the tests print "skipping: ..." and pass.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,10 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::process::Process;
+use crate::support::*;
 use package_cache::cache::fetch::Fetcher;
 use package_cache::http::RunningServer;
-use support::process::Process;
-use support::*;
 
 const MIB: usize = 1 << 20;
 
@@ -135,7 +133,7 @@ struct Cache {
 
 impl Cache {
     fn start(root: &Path, sources: &[String]) -> Cache {
-        let config = support::config(root, sources);
+        let config = crate::support::config(root, sources);
         let (server, fetcher) = package_cache::app::start(&config).expect("start package-cache");
         Cache {
             addr: server.local_addr(),

@@ -1,11 +1,9 @@
 //! A miss streams from the source while storing; a hit streams from disk.
 
-mod support;
-
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const BIG: usize = 3 * 1024 * 1024;
 

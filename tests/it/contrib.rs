@@ -2,13 +2,11 @@
 //! Python original's variables, the command line they build), the systemd unit, and
 //! that every flag they pass is one the binary accepts. No network, no root.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::TempDir;
-use support::process::binary;
+use crate::support::TempDir;
+use crate::support::process::binary;
 
 const INIT_D: &str = "contrib/openrc/init.d/package-cache";
 const CONF_D: &str = "contrib/openrc/conf.d/package-cache";

@@ -1,13 +1,11 @@
 //! The HTTP framework on its own: routing, panics, framing, keep-alive.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::*;
 use package_cache::http::{Body, Request, Response, Router, Server, ServerConfig};
-use support::*;
 
 fn serve(router: Router, threads: usize) -> package_cache::http::RunningServer {
     let config = ServerConfig {

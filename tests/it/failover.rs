@@ -1,10 +1,8 @@
 //! Sources are tried in order; failures move on to the next; the final status says why.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// A URL on which nothing listens (connection refused).
 fn dead_source() -> String {

@@ -12,17 +12,15 @@
 //! off every file comes through, with one upstream GET per file the cache lacked; and
 //! then every request is a HIT that asks nobody.
 //!
-//! Quick by default (15 to 20 s: `cargo test --test soak`); set `PC_SOAK_SECS` for a
+//! Quick by default (15 to 20 s: `cargo test --test it soak`); set `PC_SOAK_SECS` for a
 //! long run, `PC_SOAK_SEED` to replay a seed's choices (a failure prints it; thread
 //! timing still varies), and `PC_SOAK_SUMMARY=FILE` to keep the summary line:
 //!
 //! ```text
-//! PC_SOAK_SECS=600 cargo test --release --test soak -- --nocapture
+//! PC_SOAK_SECS=600 cargo test --release --test it soak -- --nocapture
 //! ```
 //!
 //! Loopback only; every wait is bounded.
-
-mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -33,9 +31,9 @@ use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::mirror::FaultPicker;
-use support::process::Process;
-use support::*;
+use crate::support::mirror::FaultPicker;
+use crate::support::process::Process;
+use crate::support::*;
 
 /// The mirror's Last-Modified for every file (see [`FakeFile::new`]).
 const MTIME: u64 = 1_600_000_000;
@@ -125,7 +123,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        support::rng::splitmix64(&mut self.0)
+        crate::support::rng::splitmix64(&mut self.0)
     }
 
     /// Uniform in `0..n` (`n > 0`).

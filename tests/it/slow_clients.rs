@@ -1,15 +1,13 @@
 //! Clients that say nothing, or stop reading, do not starve the others, and are dropped
 //! after the idle and send timeouts.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::FromRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// A connection whose receive window is tiny, so the server's writes block quickly.
 fn connect_small_window(addr: SocketAddr) -> TcpStream {

@@ -1,11 +1,9 @@
 //! Ranges, HEAD, conditional requests and keep-alive through the cache: what wget -c,
 //! portage and curl rely on.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const PATH: &str = "/distfiles/r.tar.gz";
 const LEN: usize = 1 << 20;

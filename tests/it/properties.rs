@@ -6,12 +6,12 @@
 //! thousands of random and structured inputs per property, built from raw bytes and
 //! from mixes of the tokens that make parsers trip ("%2e", "..", "//", "bytes=", huge
 //! numbers, ...). Every case has its own seed; a failure names the property and the
-//! seed, and `PROPERTY_SEED=<seed> cargo test --test properties <name>` replays that
-//! case first.
+//! seed, and `PROPERTY_SEED=<seed> cargo test --test it <name>` replays that case
+//! first.
 //!
-//! The invariants themselves are in `invariants/mod.rs`, shared with the fuzz targets
-//! in `fuzz/`: this file generates inputs and adds the properties that need to know
-//! how an input was made (round trips of generated values, regressions).
+//! The invariants themselves are in `properties/invariants.rs`, shared with the fuzz
+//! targets in `fuzz/`: this file generates inputs and adds the properties that need to
+//! know how an input was made (round trips of generated values, regressions).
 
 mod invariants;
 
@@ -27,8 +27,7 @@ use package_cache::size;
 // ---------------------------------------------------------------------------------
 // The generator.
 
-#[path = "support/rng.rs"]
-mod rng;
+use crate::support::rng;
 
 /// SplitMix64: tiny, fast, and good enough to drive tests.
 struct Rng(u64);
@@ -133,7 +132,7 @@ fn check(name: &str, cases: u64, mut property: impl FnMut(&mut Rng)) {
             let test = std::thread::current().name().unwrap_or("").to_owned();
             panic!(
                 "property {name:?} failed for seed {seed:#x}; replay with \
-                 PROPERTY_SEED={seed:x} cargo test --test properties -- --exact {test}"
+                 PROPERTY_SEED={seed:x} cargo test --test it -- --exact {test}"
             );
         }
     }

@@ -1,11 +1,9 @@
 //! A source that breaks mid-body, or a disk that refuses the file: the client sees the
 //! failure (or still gets the whole file), and nothing partial is ever stored.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const PATH: &str = "/distfiles/f.tar.xz";
 const LEN: usize = 2 * 1024 * 1024;
@@ -146,7 +144,7 @@ fn a_range_request_outlives_a_download_that_breaks_before_its_first_byte() {
     mirror.put("/snapshots/r.tar.xz", data.clone());
     mirror.fail_next("/snapshots/r.tar.xz", vec![Fault::ResetAfter(100_000)]);
     let cache = TestCache::start(&[mirror.url()]);
-    let r = support::request(
+    let r = crate::support::request(
         cache.addr,
         "GET /snapshots/r.tar.xz HTTP/1.1\r\nHost: t\r\nRange: bytes=300000-\r\nConnection: close\r\n\r\n",
     );

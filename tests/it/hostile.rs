@@ -1,9 +1,7 @@
 //! Hostile input never escapes the cache, never names our temporary files, and never
 //! makes us connect anywhere but the configured sources.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 fn cache_with_secret() -> (FakeMirror, TestCache, TempDir) {
     let mirror = FakeMirror::start();
