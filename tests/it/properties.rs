@@ -24,95 +24,10 @@ use package_cache::http::range::{self, ByteRange};
 use package_cache::layout::{self, Algo, Layout};
 use package_cache::size;
 
+use crate::support::rng::{Rng, fnv1a};
+
 // ---------------------------------------------------------------------------------
-// The generator.
-
-use crate::support::rng;
-
-/// SplitMix64: tiny, fast, and good enough to drive tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        rng::splitmix64(&mut self.0)
-    }
-
-    /// Uniform in `0..n` (`n > 0`; the modulo bias does not matter here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    fn index(&mut self, n: usize) -> usize {
-        self.below(n as u64) as usize
-    }
-
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-
-    fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
-        items[self.index(items.len())]
-    }
-
-    /// A u64 that is often small, often near a power of two, sometimes anything.
-    fn interesting_u64(&mut self) -> u64 {
-        match self.below(6) {
-            0 => self.below(4),
-            1 => self.below(100_000),
-            2 => {
-                let p = 1u64 << self.below(64);
-                p.wrapping_add(self.below(3)).wrapping_sub(1)
-            }
-            3 => u64::MAX - self.below(4),
-            _ => self.next_u64() >> self.below(64),
-        }
-    }
-
-    fn bytes(&mut self, max_len: usize) -> Vec<u8> {
-        let len = self.index(max_len + 1);
-        (0..len).map(|_| self.next_u64() as u8).collect()
-    }
-
-    /// One item of the lists together, all items equally likely.
-    fn pick_among<'a, T: ?Sized>(&mut self, lists: &[&[&'a T]]) -> &'a T {
-        let mut i = self.index(lists.iter().map(|l| l.len()).sum());
-        for list in lists {
-            if i < list.len() {
-                return list[i];
-            }
-            i -= list.len();
-        }
-        unreachable!("index below the total length")
-    }
-
-    /// A string of `max` tokens or fewer drawn from `tokens`.
-    fn tokens(&mut self, tokens: &[&str], max: usize) -> String {
-        self.tokens_among(&[tokens], max)
-    }
-
-    /// A string of `max` tokens or fewer drawn from the lists together.
-    fn tokens_among(&mut self, lists: &[&[&str]], max: usize) -> String {
-        let n = self.index(max + 1);
-        (0..n).map(|_| self.pick_among(lists)).collect()
-    }
-
-    /// A random `char`: ASCII mostly, with controls, Latin-1, BMP and astral ones.
-    fn char(&mut self) -> char {
-        let code = match self.below(8) {
-            0 => self.below(0x20) as u32,
-            1 => 0x80 + self.below(0x80) as u32,
-            2 => self.below(0xd800) as u32,
-            3 => 0x1_0000 + self.below(0x10_0000) as u32,
-            _ => 0x20 + self.below(0x5f) as u32,
-        };
-        char::from_u32(code).unwrap_or('\u{fffd}')
-    }
-
-    fn string(&mut self, max_len: usize) -> String {
-        let len = self.index(max_len + 1);
-        (0..len).map(|_| self.char()).collect()
-    }
-}
+// The runner (the generator is `support::rng::Rng`).
 
 /// Runs `property` on `cases` generated inputs, each from its own seed; a failure
 /// reports the property and seed. `PROPERTY_SEED` replays one seed first.
@@ -124,9 +39,9 @@ fn check(name: &str, cases: u64, mut property: impl FnMut(&mut Rng)) {
     });
     let seeds = replay
         .into_iter()
-        .chain((0..cases).map(|i| Rng(base ^ i).next_u64()));
+        .chain((0..cases).map(|i| Rng::new(base ^ i).next_u64()));
     for seed in seeds {
-        let result = catch_unwind(AssertUnwindSafe(|| property(&mut Rng(seed))));
+        let result = catch_unwind(AssertUnwindSafe(|| property(&mut Rng::new(seed))));
         if result.is_err() {
             // libtest names the thread after the test.
             let test = std::thread::current().name().unwrap_or("").to_owned();
@@ -136,12 +51,6 @@ fn check(name: &str, cases: u64, mut property: impl FnMut(&mut Rng)) {
             );
         }
     }
-}
-
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 // ---------------------------------------------------------------------------------
@@ -196,7 +105,7 @@ const PATH_TOKENS: &[&str] = &[
 fn path_targets_from_tokens_are_safe_or_refused() {
     check("path_targets_from_tokens", 6000, |rng| {
         let mut target = rng.tokens(PATH_TOKENS, 14);
-        if rng.chance(2) {
+        if rng.one_in(2) {
             target.insert(0, '/');
         }
         invariants::check_path_str(&target);
@@ -207,7 +116,7 @@ fn path_targets_from_tokens_are_safe_or_refused() {
 fn path_random_strings_never_panic() {
     check("path_random_strings", 4000, |rng| {
         let raw = rng.bytes(40);
-        if rng.chance(2) {
+        if rng.one_in(2) {
             invariants::check_path(&raw);
         } else {
             invariants::check_path_str(&rng.string(40));
@@ -245,7 +154,7 @@ fn path_valid_paths_round_trip_and_one_bad_segment_spoils_them() {
                 }
             })
             .collect();
-        let trailing = if rng.chance(3) { "/" } else { "" };
+        let trailing = if rng.one_in(3) { "/" } else { "" };
         let good = format!("/{}{trailing}", segments.join("/"));
         assert_eq!(path::check(&good), Ok(()), "{good:?}");
         invariants::assert_safe_path(&good, &good);
@@ -346,7 +255,7 @@ fn random_length(rng: &mut Rng) -> u64 {
 #[test]
 fn range_headers_from_tokens_select_within_bounds() {
     check("range_headers_from_tokens", 8000, |rng| {
-        let header = if rng.chance(3) {
+        let header = if rng.one_in(3) {
             rng.tokens(RANGE_TOKENS, 12)
         } else {
             // Mostly well-formed: a unit, then specs made of number tokens.
@@ -367,11 +276,11 @@ fn range_headers_from_tokens_select_within_bounds() {
             let specs: Vec<String> = (0..rng.index(4))
                 .map(|_| {
                     let mut spec = String::new();
-                    if !rng.chance(3) {
+                    if !rng.one_in(3) {
                         spec.push_str(rng.pick(NUMBERS));
                     }
                     spec.push_str(rng.pick(&["-", "-", "-", " - ", "--", ""]));
-                    if !rng.chance(3) {
+                    if !rng.one_in(3) {
                         spec.push_str(rng.pick(NUMBERS));
                     }
                     spec
@@ -651,18 +560,18 @@ const CONDITIONAL_VALUES: &[&str] = &[
 fn conditional_outcomes_stay_within_the_representation() {
     check("conditional_outcomes", 6000, |rng| {
         let len = random_length(rng);
-        let rep = invariants::representation(len, !rng.chance(4), !rng.chance(4));
+        let rep = invariants::representation(len, !rng.one_in(4), !rng.one_in(4));
         let method = invariants::method_from(rng.below(4));
         // Each header is absent (an empty value) half the time.
         let headers: Vec<String> = invariants::CONDITIONAL_HEADERS
             .iter()
             .map(|_| {
-                let value = if rng.chance(8) {
+                let value = if rng.one_in(8) {
                     rng.tokens(RANGE_TOKENS, 6)
                 } else {
                     rng.pick(CONDITIONAL_VALUES).to_owned()
                 };
-                if !value.is_empty() && rng.chance(2) {
+                if !value.is_empty() && rng.one_in(2) {
                     value
                 } else {
                     String::new()
@@ -857,10 +766,10 @@ const CONF_SOUP: &[&[&str]] = &[CONF_TOKENS, CONF_ALGOS, CONF_CUTOFFS];
 fn layout_conf_token_soup_is_consistent() {
     check("layout_conf_soup", 6000, |rng| {
         let mut text = String::new();
-        if !rng.chance(5) {
+        if !rng.one_in(5) {
             text.push_str("[structure]\n");
         }
-        if rng.chance(3) {
+        if rng.one_in(3) {
             text.push_str(&rng.tokens_among(CONF_SOUP, 30));
         } else {
             // Line by line: mostly `key = value` with plausible values.
@@ -870,14 +779,14 @@ fn layout_conf_token_soup_is_consistent() {
                     1 => text.push_str(&rng.tokens_among(CONF_SOUP, 4)),
                     _ => {
                         // Keys in order mostly; sometimes repeated, indented or skipped.
-                        let key = if rng.chance(5) {
+                        let key = if rng.one_in(5) {
                             rng.pick(&["0", "1", " 0", "\t1", "3"]).to_owned()
                         } else {
                             key.to_string()
                         };
                         text.push_str(&key);
                         text.push_str(rng.pick(&["=", " = ", ":", " : "]));
-                        if rng.chance(4) {
+                        if rng.one_in(4) {
                             text.push_str("flat");
                         } else {
                             let kind =
@@ -905,7 +814,7 @@ fn layout_structured_confs_read_back_in_key_order() {
     check("layout_structured_confs", 1500, |rng| {
         let layouts: Vec<Layout> = (0..rng.index(5))
             .map(|_| {
-                if rng.chance(4) {
+                if rng.one_in(4) {
                     Layout::Flat
                 } else {
                     let algo = Algo::ALL[rng.index(4)];
@@ -926,11 +835,11 @@ fn layout_structured_confs_read_back_in_key_order() {
         for i in order {
             let sep = rng.pick(&["=", " = ", ": ", "\t=\t"]);
             text.push_str(&format!("{i}{sep}{}\n", layouts[i]));
-            if rng.chance(4) {
+            if rng.one_in(4) {
                 text.push_str("; comment\n\n");
             }
         }
-        if rng.chance(3) {
+        if rng.one_in(3) {
             text.push_str("[other]\n0=flat\n9 = x\n");
         }
         let values = layout::parse_structure(&text).expect("parses");
@@ -1026,7 +935,7 @@ fn size_format_is_monotonic_and_close() {
         values.extend([(1u64 << shift) - 1, 1 << shift, (1 << shift) + 1]);
     }
     values.push(u64::MAX);
-    let mut rng = Rng(fnv1a(b"size_format"));
+    let mut rng = Rng::new(fnv1a(b"size_format"));
     values.extend((0..5000).map(|_| rng.interesting_u64()));
     values.sort_unstable();
     for &n in &values {
@@ -1082,7 +991,7 @@ fn size_fuzz_inputs_are_read_as_the_fuzz_target_reads_them() {
     check("size_fuzz_inputs", 3000, |rng| {
         // Sixteen bytes of two numbers (or not), then text.
         let mut data = Vec::new();
-        if !rng.chance(3) {
+        if !rng.one_in(3) {
             data.extend(rng.interesting_u64().to_le_bytes());
             data.extend(rng.interesting_u64().to_le_bytes());
         }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::mirror::FaultPicker;
 use crate::support::process::Process;
+use crate::support::rng::{Rng, fnv1a};
 use crate::support::*;
 
 /// The mirror's Last-Modified for every file (see [`FakeFile::new`]).
@@ -116,44 +117,11 @@ impl Settings {
 }
 
 // ---------------------------------------------------------------------------------
-// A seeded generator (splitmix64): no crates, reproducible choices.
-
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        crate::support::rng::splitmix64(&mut self.0)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// Uniform in `lo..hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi.saturating_sub(lo).max(1))
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(self.range(lo, hi))
-    }
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+// The content
 
 /// The content of the file called `name`: `len` bytes derived from the name alone.
 fn content(name: &str, len: usize) -> Vec<u8> {
-    let mut x = fnv(name) | 1;
+    let mut x = fnv1a(name.as_bytes()) | 1;
     let mut out = vec![0u8; len];
     for chunk in out.chunks_mut(8) {
         x ^= x << 13;
@@ -186,7 +154,7 @@ impl Spec {
 
 /// A size from a few KB to `max`, mostly small, derived from the name.
 fn size_for(name: &str, max: usize) -> usize {
-    let h = fnv(name).rotate_left(17);
+    let h = fnv1a(name.as_bytes()).rotate_left(17);
     let r = (h >> 8) as usize;
     match h % 100 {
         0..50 => 2_000 + r % 62_000,
@@ -220,7 +188,7 @@ fn make_files(s: &Settings) -> (Vec<Spec>, Vec<Spec>) {
         } else {
             format!(
                 "/distfiles/soak-{i:03}-{:x}.tar.gz",
-                fnv(&i.to_string()) >> 40
+                fnv1a(i.to_string().as_bytes()) >> 40
             )
         };
         let name = path.rsplit('/').next().unwrap().to_owned();
@@ -318,7 +286,7 @@ fn picker(
     rate: f64,
     counts: Arc<FaultCounters>,
 ) -> FaultPicker {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     Box::new(move |method, path| {
         if !on.load(Ordering::SeqCst) || path == "/distfiles/layout.conf" {
             return Vec::new();
@@ -981,7 +949,7 @@ fn soak() {
 
 fn run(seed: u64) {
     let began = Instant::now();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let s = Settings::from_env(&mut rng);
     let (files, cold) = make_files(&s);
     let (files, cold) = (Arc::new(files), Arc::new(cold));
@@ -1027,7 +995,7 @@ fn run(seed: u64) {
         .map(|f| (f.path.clone(), f.len()))
         .collect::<HashMap<_, _>>();
     mirror.set_picker(Some(picker(
-        rng.next(),
+        rng.next_u64(),
         lens,
         faults_on.clone(),
         s.fault_rate,
@@ -1058,7 +1026,7 @@ fn run(seed: u64) {
                 stop.clone(),
             );
             let (present, missing, hot) = (present.clone(), missing.clone(), hot.clone());
-            let mut rng = Rng(rng.next());
+            let mut rng = Rng::new(rng.next_u64());
             let max = s.max_requests;
             // A quarter of the clients keep their connections open between requests.
             let keeps = t % 4 == 3;
@@ -1110,7 +1078,7 @@ fn run(seed: u64) {
         let hot = hot.clone();
         let (long, max_requests) = (s.long, s.max_requests);
         let root = root.clone();
-        let mut rng = Rng(rng.next());
+        let mut rng = Rng::new(rng.next_u64());
         let plan = s.kills.clone();
         let delete_every = s.delete_every;
         thread::spawn(move || {
