@@ -117,22 +117,6 @@ impl Settings {
 }
 
 // ---------------------------------------------------------------------------------
-// The content
-
-/// The content of the file called `name`: `len` bytes derived from the name alone.
-fn content(name: &str, len: usize) -> Vec<u8> {
-    let mut x = fnv1a(name.as_bytes()) | 1;
-    let mut out = vec![0u8; len];
-    for chunk in out.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------
 // The files
 
 struct Spec {
@@ -172,7 +156,7 @@ fn make_spec(path: String, len: Option<usize>) -> Spec {
     }
     let name = path.rsplit('/').next().unwrap().to_owned();
     Spec {
-        body: len.map(|l| Arc::new(content(&name, l))),
+        body: len.map(|l| Arc::new(bytes(l, fnv1a(name.as_bytes())))),
         path,
         stored,
         forms,
