@@ -18,68 +18,16 @@ struct Timed {
 }
 
 fn timed_get(addr: SocketAddr, path: &str, t0: Instant) -> Timed {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        conn,
+    let mut conn = Conn::open(addr);
+    conn.send(&format!(
         "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 65536];
-    let mut first_byte = None;
-    loop {
-        let n = conn.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        if first_byte.is_none()
-            && let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n")
-            && raw.len() > end + 4
-        {
-            first_byte = Some(t0.elapsed());
-        }
-    }
+    ));
+    let reply = conn.read(false);
     Timed {
-        reply: parse(&raw),
-        first_byte: first_byte.unwrap_or(Duration::MAX),
-    }
-}
-
-fn parse(raw: &[u8]) -> Reply {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers");
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(": ")
-                .map(|(a, b)| (a.to_owned(), b.to_owned()))
-        })
-        .collect();
-    let body = raw[end + 4..].to_vec();
-    let len: Option<usize> = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok());
-    Reply {
-        status,
-        complete: len == Some(body.len()),
-        headers,
-        body,
-        chunked: false,
+        first_byte: reply
+            .first_byte
+            .map_or(Duration::MAX, |t| t.duration_since(t0)),
+        reply,
     }
 }
 

@@ -75,7 +75,7 @@ fn large_bodies_have_content_length_never_chunked() {
     for path in ["/bytes", "/reader"] {
         let r = get(server.local_addr(), path);
         assert_eq!(r.header("content-length"), Some("5242880"), "{path}");
-        assert!(!r.chunked && r.complete);
+        assert!(!r.chunked() && r.complete);
         let h = head(server.local_addr(), path);
         assert_eq!(h.header("content-length"), Some("5242880"), "HEAD {path}");
         assert!(h.header("transfer-encoding").is_none());
@@ -139,10 +139,10 @@ fn unknown_length_is_chunked_for_1_1_and_close_delimited_for_1_0() {
     });
     let server = serve(router, 2);
     let r = get(server.local_addr(), "/");
-    assert!(r.chunked && r.complete);
+    assert!(r.chunked() && r.complete);
     assert_eq!(r.text(), "streamed body");
     let r = request(server.local_addr(), "GET / HTTP/1.0\r\n\r\n");
-    assert!(!r.chunked);
+    assert!(!r.chunked());
     assert_eq!(r.text(), "streamed body");
 }
 

@@ -16,7 +16,7 @@ fn miss_stores_then_hit_serves_from_disk() {
 
     let first = cache.get("/distfiles/big.tar.gz");
     assert_eq!(first.status, 200);
-    assert!(first.complete && !first.chunked);
+    assert!(first.complete && !first.chunked());
     assert_eq!(first.body, data);
     assert_eq!(first.header("x-cache"), Some("MISS"));
     assert_eq!(
@@ -35,7 +35,7 @@ fn miss_stores_then_hit_serves_from_disk() {
         (200, Some("HIT"))
     );
     assert_eq!(second.body, data);
-    assert!(!second.chunked);
+    assert!(!second.chunked());
     assert_eq!(second.header("content-type"), Some("application/gzip"));
     assert_eq!(
         second.header("last-modified"),

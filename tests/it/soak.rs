@@ -23,14 +23,14 @@
 //! Loopback only; every wait is bounded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::client::{self, Answer, Framing};
 use crate::support::mirror::FaultPicker;
 use crate::support::process::Process;
 use crate::support::rng::{Rng, fnv1a};
@@ -40,8 +40,6 @@ use crate::support::*;
 const MTIME: u64 = 1_600_000_000;
 /// Seconds the servers wait for a silent source (`--read-timeout`).
 const READ_TIMEOUT_SECS: u64 = 2;
-/// Longest a client waits for one read before it calls the server hung.
-const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------------
 // Settings
@@ -319,52 +317,10 @@ fn picker(
 }
 
 // ---------------------------------------------------------------------------------
-// A raw client that never panics: it reports what arrived.
-
-enum Framing {
-    Length(u64),
-    Chunked,
-    Close,
-    None,
-}
-
-struct Got {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    framing: Framing,
-    complete: bool,
-    timed_out: bool,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-enum Answer {
-    /// No status line: refused, reset, or closed first.
-    Nothing {
-        timed_out: bool,
-    },
-    /// Not a status line: the previous response on the connection overran its framing.
-    Garbage(String),
-    Got(Got),
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
-}
+// The client: support's raw client, which never panics and reports what arrived.
 
 /// A client's connection, kept between requests when they use keep-alive.
-type Kept = Option<(SocketAddr, BufReader<TcpStream>)>;
+type Kept = Option<(SocketAddr, Conn)>;
 
 /// One request on a fresh connection, or with `keep` on the kept one (if it is to
 /// `addr`), which is kept again if the answer was complete and the server did not
@@ -378,15 +334,14 @@ fn exchange(
     keep: bool,
 ) -> Answer {
     let reuse = kept.take().filter(|(a, _)| keep && *a == addr);
-    let mut r = match reuse {
-        Some((_, r)) => r,
+    let mut conn = match reuse {
+        Some((_, c)) => c,
         None => {
-            let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+            let Some(c) = Conn::connect(addr) else {
                 return Answer::Nothing { timed_out: false };
             };
-            let _ = stream.set_read_timeout(Some(CLIENT_READ_TIMEOUT));
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-            BufReader::with_capacity(64 << 10, stream)
+            let _ = c.stream().set_write_timeout(Some(Duration::from_secs(5)));
+            c
         }
     };
     let range = from.map_or(String::new(), |n| format!("Range: bytes={n}-\r\n"));
@@ -394,150 +349,17 @@ fn exchange(
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: soak\r\n{range}Connection: {connection}\r\n\r\n"
     );
-    if r.get_mut().write_all(req.as_bytes()).is_err() {
+    if conn.try_send(&req).is_err() {
         return Answer::Nothing { timed_out: false };
     }
-    let answer = read_answer(&mut r, method);
-    if let Answer::Got(g) = &answer
+    let answer = conn.answer(method == "HEAD");
+    if let Answer::Reply(r) = &answer
         && keep
-        && g.complete
-        && !g.timed_out
-        && !matches!(g.framing, Framing::Close)
-        && !g
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        && r.reusable()
     {
-        *kept = Some((addr, r));
+        *kept = Some((addr, conn));
     }
     answer
-}
-
-fn read_answer(r: &mut BufReader<TcpStream>, method: &str) -> Answer {
-    let mut line = String::new();
-    match r.read_line(&mut line) {
-        Ok(0) => return Answer::Nothing { timed_out: false },
-        Err(e) => {
-            return Answer::Nothing {
-                timed_out: is_timeout(&e),
-            };
-        }
-        Ok(_) => {}
-    }
-    let status = line
-        .strip_prefix("HTTP/1.")
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse::<u16>().ok());
-    let Some(status) = status else {
-        return Answer::Garbage(line.chars().take(60).collect());
-    };
-    let mut got = Got {
-        status,
-        headers: Vec::new(),
-        body: Vec::new(),
-        framing: Framing::None,
-        complete: false,
-        timed_out: false,
-    };
-    loop {
-        let mut h = String::new();
-        match r.read_line(&mut h) {
-            Ok(0) => return Answer::Got(got),
-            Err(e) => {
-                got.timed_out = is_timeout(&e);
-                return Answer::Got(got);
-            }
-            Ok(_) => {}
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = h.split_once(':') {
-            got.headers.push((n.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    if method == "HEAD" || status == 304 || status == 204 || status < 200 {
-        got.complete = true;
-        return Answer::Got(got);
-    }
-    let chunked = got
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    let length = got
-        .header("content-length")
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut buf = vec![0u8; 64 << 10];
-    if chunked {
-        got.framing = Framing::Chunked;
-        loop {
-            let mut size = String::new();
-            match r.read_line(&mut size) {
-                Ok(0) => break,
-                Err(e) => {
-                    got.timed_out = is_timeout(&e);
-                    break;
-                }
-                Ok(_) => {}
-            }
-            let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-                break;
-            };
-            if n == 0 {
-                // Trailers (none expected), then the empty line that ends the body.
-                loop {
-                    let mut t = String::new();
-                    match r.read_line(&mut t) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) if t.trim_end().is_empty() => {
-                            got.complete = true;
-                            break;
-                        }
-                        Ok(_) => {}
-                    }
-                }
-                break;
-            }
-            let mut chunk = vec![0u8; n + 2];
-            if let Err(e) = r.read_exact(&mut chunk) {
-                got.timed_out = is_timeout(&e);
-                break;
-            }
-            got.body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(len) = length {
-        got.framing = Framing::Length(len);
-        got.body.reserve(len as usize);
-        while (got.body.len() as u64) < len {
-            let want = buf.len().min((len - got.body.len() as u64) as usize);
-            match r.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => got.body.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    got.timed_out = is_timeout(&e);
-                    break;
-                }
-            }
-        }
-        got.complete = got.body.len() as u64 == len;
-    } else {
-        got.framing = Framing::Close;
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => {
-                    got.complete = true;
-                    break;
-                }
-                Ok(n) => got.body.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    got.timed_out = is_timeout(&e);
-                    break;
-                }
-            }
-        }
-    }
-    Answer::Got(got)
 }
 
 // ---------------------------------------------------------------------------------
@@ -584,7 +406,7 @@ fn judge(spec: &Spec, kind: Kind, answer: &Answer, counters: &Counters) -> Verdi
         Answer::Garbage(line) => {
             return Verdict::Corrupt(format!("not a status line: {line:?}"));
         }
-        Answer::Got(g) => g,
+        Answer::Reply(g) => g,
     };
     *counters
         .statuses
@@ -740,7 +562,7 @@ fn run_on(
         Verdict::Failed => counters.failed.fetch_add(1, Ordering::Relaxed),
         Verdict::Corrupt(why) => {
             let tag = match &answer {
-                Answer::Got(g) => g.header("x-cache").unwrap_or("-").to_owned(),
+                Answer::Reply(g) => g.header("x-cache").unwrap_or("-").to_owned(),
                 _ => "-".into(),
             };
             counters.note(format!(
@@ -1217,7 +1039,7 @@ fn run(seed: u64) {
                         let (v, answer) =
                             run_one(servers.addr(slot_of(k)), spec, path, Kind::Get, &counters);
                         let tag = match &answer {
-                            Answer::Got(g) => g.header("x-cache").unwrap_or("-").to_owned(),
+                            Answer::Reply(g) => g.header("x-cache").unwrap_or("-").to_owned(),
                             _ => "no answer".into(),
                         };
                         bad.push((i, v, tag));
@@ -1357,7 +1179,8 @@ fn run(seed: u64) {
     assert_eq!(
         load(&c.failed_timeout),
         0,
-        "a client waited {CLIENT_READ_TIMEOUT:?} for a byte: a hung response (seed {seed})"
+        "a client waited {:?} for a byte: a hung response (seed {seed})",
+        client::READ_TIMEOUT
     );
     assert!(
         load(&c.ok) > 0 && load(&c.failed) > 0 && fault_counts.total() > 0,
