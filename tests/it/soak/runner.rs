@@ -1,331 +1,33 @@
-//! Soak: two real package-cache processes sharing one cache directory, in front of a
-//! fake mirror that injects random faults, while clients hammer them, files vanish
-//! from the cache behind their back and the processes are SIGKILLed and restarted.
-//!
-//! Every answer must be right (complete and byte-identical to the mirror's file, or a
-//! 404 for a file the mirror does not have) or visibly failed (an error status, or a
-//! connection that ends before `Content-Length` bytes or the last chunk). A
-//! complete-looking wrong answer, or wrong bytes in a short one, is CORRUPT: one fails
-//! the test. Then, with the chaos over: no temporary file is left once no download
-//! runs; every file in the cache is the mirror's, byte for byte, with its mtime; eight
-//! clients on two processes asking for a cold file cause one upstream GET; with faults
-//! off every file comes through, with one upstream GET per file the cache lacked; and
-//! then every request is a HIT that asks nobody.
-//!
-//! Quick by default (15 to 20 s: `cargo test --test it soak`); set `PC_SOAK_SECS` for a
-//! long run, `PC_SOAK_SEED` to replay a seed's choices (a failure prints it; thread
-//! timing still varies), and `PC_SOAK_SUMMARY=FILE` to keep the summary line:
-//!
-//! ```text
-//! PC_SOAK_SECS=600 cargo test --release --test it soak -- --nocapture
-//! ```
-//!
-//! Loopback only; every wait is bounded.
+//! The runner: two package-cache processes on one cache directory, clients that ask
+//! them for files, a chaos thread that deletes files and kills processes, and the
+//! phases of a run from the chaos to the graceful stop.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::support::client::{self, Answer, Framing};
-use crate::support::mirror::FaultPicker;
+use super::checker::{Counters, Kind, Verdict, check_store, judge, leftovers, quiesce};
+use super::faults::{FaultCounters, picker};
+use super::{READ_TIMEOUT_SECS, Settings, Spec, make_files};
+use crate::support::client::{self, Answer};
 use crate::support::process::Process;
-use crate::support::rng::{Rng, fnv1a};
+use crate::support::rng::Rng;
 use crate::support::*;
-
-/// The mirror's Last-Modified for every file (see [`FakeFile::new`]).
-const MTIME: u64 = 1_600_000_000;
-/// Seconds the servers wait for a silent source (`--read-timeout`).
-const READ_TIMEOUT_SECS: u64 = 2;
-
-// ---------------------------------------------------------------------------------
-// Settings
-
-struct Settings {
-    long: bool,
-    /// Length of the chaos phase.
-    chaos: Duration,
-    /// Upper bound on chaos-phase requests.
-    max_requests: u64,
-    files: usize,
-    missing: usize,
-    clients: usize,
-    max_size: usize,
-    /// Mean time between deletions.
-    delete_every: Duration,
-    /// When to kill a server (offsets into the chaos phase; long mode draws them). In
-    /// quick mode kill `i` of `n` also comes once `(i + 1) / (n + 1)` of the requests
-    /// are done, so that a fast machine sees every kill too.
-    kills: Vec<Duration>,
-    /// Probability that an upstream GET gets a fault.
-    fault_rate: f64,
-}
-
-impl Settings {
-    fn from_env(rng: &mut Rng) -> Settings {
-        match std::env::var("PC_SOAK_SECS")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            Some(secs) => {
-                let chaos = Duration::from_secs(secs.max(5));
-                let mut kills = Vec::new();
-                let mut at = Duration::from_secs(5);
-                loop {
-                    at += Duration::from_millis(15_000 + rng.below(30_000));
-                    if at + Duration::from_secs(3) >= chaos {
-                        break;
-                    }
-                    kills.push(at);
-                }
-                Settings {
-                    long: true,
-                    chaos,
-                    max_requests: 50_000_000,
-                    files: 400,
-                    missing: 12,
-                    clients: 16,
-                    max_size: 4 << 20,
-                    delete_every: Duration::from_millis(150),
-                    kills,
-                    fault_rate: 0.3,
-                }
-            }
-            None => Settings {
-                long: false,
-                chaos: Duration::from_secs(14),
-                max_requests: 3000,
-                files: 240,
-                missing: 8,
-                clients: 16,
-                max_size: 3 << 20,
-                delete_every: Duration::from_millis(120),
-                kills: vec![
-                    Duration::from_millis(3_000),
-                    Duration::from_millis(6_500),
-                    Duration::from_millis(10_000),
-                ],
-                fault_rate: 0.3,
-            },
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// The files
-
-struct Spec {
-    /// What the mirror serves it as (and the flat request path).
-    path: String,
-    /// Where the cache keeps it, relative to the cache directory.
-    stored: String,
-    /// Request paths that name it (flat and hashed for distfiles).
-    forms: Vec<String>,
-    /// `None` for a file the mirror does not have.
-    body: Option<Arc<Vec<u8>>>,
-}
-
-impl Spec {
-    fn len(&self) -> usize {
-        self.body.as_ref().map_or(0, |b| b.len())
-    }
-}
-
-/// A size from a few KB to `max`, mostly small, derived from the name.
-fn size_for(name: &str, max: usize) -> usize {
-    let h = fnv1a(name.as_bytes()).rotate_left(17);
-    let r = (h >> 8) as usize;
-    match h % 100 {
-        0..50 => 2_000 + r % 62_000,
-        50..85 => 64_000 + r % 960_000,
-        _ => (1 << 20) + r % (max - (1 << 20)),
-    }
-}
-
-fn make_spec(path: String, len: Option<usize>) -> Spec {
-    let stored = stored(&path);
-    let mut forms = vec![path.clone()];
-    let hashed = format!("/{stored}");
-    if path.starts_with("/distfiles/") && hashed != path {
-        forms.push(hashed);
-    }
-    let name = path.rsplit('/').next().unwrap().to_owned();
-    Spec {
-        body: len.map(|l| Arc::new(bytes(l, fnv1a(name.as_bytes())))),
-        path,
-        stored,
-        forms,
-    }
-}
-
-/// The chaos files, the missing ones, and the cold files kept for the coalescing phase.
-fn make_files(s: &Settings) -> (Vec<Spec>, Vec<Spec>) {
-    let mut files = Vec::new();
-    for i in 0..s.files {
-        let path = if i % 5 == 4 {
-            format!("/releases/soak/stage3-{i:03}.tar.xz")
-        } else {
-            format!(
-                "/distfiles/soak-{i:03}-{:x}.tar.gz",
-                fnv1a(i.to_string().as_bytes()) >> 40
-            )
-        };
-        let name = path.rsplit('/').next().unwrap().to_owned();
-        let len = size_for(&name, s.max_size);
-        files.push(make_spec(path, Some(len)));
-    }
-    for i in 0..s.missing {
-        files.push(make_spec(format!("/distfiles/missing-{i:02}.tar.gz"), None));
-    }
-    let cold = (0..6)
-        .map(|i| make_spec(format!("/distfiles/cold-{i}.tar.bz2"), Some(1_500_000)))
-        .collect();
-    (files, cold)
-}
-
-// ---------------------------------------------------------------------------------
-// Counters
-
-#[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    ok: AtomicU64,
-    ok_get: AtomicU64,
-    ok_range: AtomicU64,
-    ok_head: AtomicU64,
-    ok_not_found: AtomicU64,
-    keep_alive: AtomicU64,
-    range_as_200: AtomicU64,
-    head_without_length: AtomicU64,
-    failed: AtomicU64,
-    failed_truncated: AtomicU64,
-    failed_connection: AtomicU64,
-    failed_timeout: AtomicU64,
-    corrupt: AtomicU64,
-    bad_meta: AtomicU64,
-    statuses: Mutex<BTreeMap<u16, u64>>,
-    tags: Mutex<BTreeMap<String, u64>>,
-    problems: Mutex<Vec<String>>,
-}
-
-impl Counters {
-    fn note(&self, problem: String) {
-        let mut p = self.problems.lock().unwrap();
-        if p.len() < 40 {
-            eprintln!("soak: {problem}");
-            p.push(problem);
-        }
-    }
-}
-
-const FAULT_KINDS: [&str; 10] = [
-    "reset",
-    "short",
-    "stall-continue",
-    "stall-abort",
-    "header-stall",
-    "5xx",
-    "404",
-    "slow",
-    "no-length",
-    "chunked",
-];
-
-#[derive(Default)]
-struct FaultCounters {
-    by_kind: [AtomicU64; FAULT_KINDS.len()],
-    head: AtomicU64,
-}
-
-impl FaultCounters {
-    fn total(&self) -> u64 {
-        self.by_kind
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum::<u64>()
-            + self.head.load(Ordering::Relaxed)
-    }
-
-    fn summary(&self) -> String {
-        let mut parts: Vec<String> = FAULT_KINDS
-            .iter()
-            .zip(&self.by_kind)
-            .map(|(k, c)| format!("{k}={}", c.load(Ordering::Relaxed)))
-            .collect();
-        parts.push(format!("head={}", self.head.load(Ordering::Relaxed)));
-        parts.join(" ")
-    }
-}
-
-/// Random faults for upstream requests while `on` is set.
-fn picker(
-    seed: u64,
-    lens: HashMap<String, usize>,
-    on: Arc<AtomicBool>,
-    rate: f64,
-    counts: Arc<FaultCounters>,
-) -> FaultPicker {
-    let mut rng = Rng::new(seed);
-    Box::new(move |method, path| {
-        if !on.load(Ordering::SeqCst) || path == "/distfiles/layout.conf" {
-            return Vec::new();
-        }
-        if method == "HEAD" {
-            if !rng.chance(0.15) {
-                return Vec::new();
-            }
-            counts.head.fetch_add(1, Ordering::Relaxed);
-            return if rng.chance(0.5) {
-                vec![Fault::Status(503)]
-            } else {
-                vec![Fault::StallHeaders(rng.millis(100, 3_000))]
-            };
-        }
-        if !rng.chance(rate) {
-            return Vec::new();
-        }
-        let len = lens.get(path).copied().unwrap_or(1000) as u64;
-        let kind = rng.below(FAULT_KINDS.len() as u64) as usize;
-        counts.by_kind[kind].fetch_add(1, Ordering::Relaxed);
-        // Slow enough that clients join (and get headers) before the break.
-        let paced = |rng: &mut Rng| Fault::Rate((len * 1000 / rng.range(200, 1000)).max(16 << 10));
-        let at = rng.below(len) as usize;
-        match FAULT_KINDS[kind] {
-            "reset" => vec![Fault::ResetAfter(at), paced(&mut rng)],
-            "short" => vec![Fault::ShortBody(at), paced(&mut rng)],
-            "stall-continue" => vec![Fault::StallAfter(at, rng.millis(100, 1_200))],
-            "stall-abort" => vec![Fault::StallAfter(
-                at,
-                rng.millis(
-                    READ_TIMEOUT_SECS * 1000 + 600,
-                    READ_TIMEOUT_SECS * 1000 + 1500,
-                ),
-            )],
-            "header-stall" => vec![Fault::StallHeaders(rng.millis(100, 3_000))],
-            "5xx" => vec![Fault::Status([500, 502, 503][rng.below(3) as usize])],
-            "404" => vec![Fault::Status(404)],
-            "slow" => vec![Fault::Rate(
-                (len * 1000 / rng.range(500, 2_500)).max(32 << 10),
-            )],
-            "no-length" => vec![Fault::NoLength],
-            _ => vec![Fault::Chunked],
-        }
-    })
-}
 
 // ---------------------------------------------------------------------------------
 // The client: support's raw client, which never panics and reports what arrived.
 
 /// A client's connection, kept between requests when they use keep-alive.
-type Kept = Option<(SocketAddr, Conn)>;
+pub type Kept = Option<(SocketAddr, Conn)>;
 
 /// One request on a fresh connection, or with `keep` on the kept one (if it is to
 /// `addr`), which is kept again if the answer was complete and the server did not
 /// say close: a response that overran its framing then shows in the next one.
-fn exchange(
+pub fn exchange(
     kept: &mut Kept,
     addr: SocketAddr,
     method: &str,
@@ -362,171 +64,9 @@ fn exchange(
     answer
 }
 
-// ---------------------------------------------------------------------------------
-// Judging an answer
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Get,
-    Range(u64),
-    Head,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    Ok,
-    /// The client can tell it failed.
-    Failed,
-    /// A wrong answer that looks right, or wrong bytes.
-    Corrupt(String),
-}
-
-/// The index of the first byte of `got` that differs from `want`, if any (`got` may be
-/// shorter).
-fn mismatch(got: &[u8], want: &[u8]) -> Option<usize> {
-    if got.len() > want.len() {
-        return Some(want.len());
-    }
-    if got == &want[..got.len()] {
-        return None;
-    }
-    got.iter().zip(want).position(|(a, b)| a != b)
-}
-
-fn judge(spec: &Spec, kind: Kind, answer: &Answer, counters: &Counters) -> Verdict {
-    let got = match answer {
-        Answer::Nothing { timed_out } => {
-            if *timed_out {
-                counters.failed_timeout.fetch_add(1, Ordering::Relaxed);
-            } else {
-                counters.failed_connection.fetch_add(1, Ordering::Relaxed);
-            }
-            return Verdict::Failed;
-        }
-        Answer::Garbage(line) => {
-            return Verdict::Corrupt(format!("not a status line: {line:?}"));
-        }
-        Answer::Reply(g) => g,
-    };
-    *counters
-        .statuses
-        .lock()
-        .unwrap()
-        .entry(got.status)
-        .or_default() += 1;
-    if let Some(tag) = got.header("x-cache") {
-        *counters
-            .tags
-            .lock()
-            .unwrap()
-            .entry(tag.to_owned())
-            .or_default() += 1;
-    }
-    if got.timed_out {
-        counters.failed_timeout.fetch_add(1, Ordering::Relaxed);
-    }
-    if !(200..300).contains(&got.status) {
-        if got.status == 404 && spec.body.is_none() {
-            counters.ok_not_found.fetch_add(1, Ordering::Relaxed);
-            return Verdict::Ok;
-        }
-        return Verdict::Failed;
-    }
-    let Some(want) = spec.body.as_deref() else {
-        return Verdict::Corrupt(format!(
-            "{} for a file the mirror does not have",
-            got.status
-        ));
-    };
-    let total = want.len() as u64;
-    let lm = package_cache::http::date::format(UNIX_EPOCH + Duration::from_secs(MTIME));
-    if let Some(l) = got.header("last-modified")
-        && l != lm
-    {
-        counters.bad_meta.fetch_add(1, Ordering::Relaxed);
-        counters.note(format!("Last-Modified {l:?}, want {lm:?}"));
-    }
-    let start = match (kind, got.status) {
-        (Kind::Head, 200) => {
-            return match got.header("content-length").map(str::parse::<u64>) {
-                Some(Ok(n)) if n == total => {
-                    counters.ok_head.fetch_add(1, Ordering::Relaxed);
-                    Verdict::Ok
-                }
-                Some(other) => Verdict::Corrupt(format!(
-                    "HEAD Content-Length {other:?}, file is {total} bytes"
-                )),
-                None => {
-                    counters.head_without_length.fetch_add(1, Ordering::Relaxed);
-                    counters.ok_head.fetch_add(1, Ordering::Relaxed);
-                    Verdict::Ok
-                }
-            };
-        }
-        (_, 200) => {
-            if matches!(kind, Kind::Range(_)) {
-                counters.range_as_200.fetch_add(1, Ordering::Relaxed);
-            }
-            0
-        }
-        (Kind::Range(from), 206) => {
-            let want_cr = format!("bytes {from}-{}/{total}", total - 1);
-            if got.header("content-range") != Some(want_cr.as_str()) {
-                return Verdict::Corrupt(format!(
-                    "Content-Range {:?}, want {want_cr:?}",
-                    got.header("content-range")
-                ));
-            }
-            from
-        }
-        (_, s) => return Verdict::Corrupt(format!("status {s} for {kind:?}")),
-    };
-    let want = &want[start as usize..];
-    match got.framing {
-        Framing::Length(n) if n != want.len() as u64 => {
-            return Verdict::Corrupt(format!(
-                "Content-Length {n}, want {} (from {start} of {total})",
-                want.len()
-            ));
-        }
-        Framing::Close => {
-            return Verdict::Corrupt(format!(
-                "close-delimited body of {} bytes: a short one would look complete",
-                got.body.len()
-            ));
-        }
-        _ => {}
-    }
-    if let Some(at) = mismatch(&got.body, want) {
-        return Verdict::Corrupt(format!(
-            "wrong byte at {} (from {start}; {} of {} bytes arrived, complete={})",
-            start + at as u64,
-            got.body.len(),
-            want.len(),
-            got.complete
-        ));
-    }
-    if !got.complete {
-        counters.failed_truncated.fetch_add(1, Ordering::Relaxed);
-        return Verdict::Failed;
-    }
-    if got.body.len() != want.len() {
-        return Verdict::Corrupt(format!(
-            "complete body of {} bytes, want {}",
-            got.body.len(),
-            want.len()
-        ));
-    }
-    match kind {
-        Kind::Range(_) => counters.ok_range.fetch_add(1, Ordering::Relaxed),
-        _ => counters.ok_get.fetch_add(1, Ordering::Relaxed),
-    };
-    Verdict::Ok
-}
-
 /// Sends one request on a fresh connection and counts its verdict; returns it with
 /// the answer.
-fn run_one(
+pub fn run_one(
     addr: SocketAddr,
     spec: &Spec,
     path: &str,
@@ -537,7 +77,7 @@ fn run_one(
 }
 
 /// [`run_one`] on a kept connection if `keep`.
-fn run_on(
+pub fn run_on(
     kept: &mut Kept,
     keep: bool,
     addr: SocketAddr,
@@ -577,16 +117,16 @@ fn run_on(
 // ---------------------------------------------------------------------------------
 // The servers
 
-struct Servers {
-    procs: Mutex<[Option<Process>; 2]>,
-    addrs: RwLock<[SocketAddr; 2]>,
-    args: Vec<String>,
+pub struct Servers {
+    pub procs: Mutex<[Option<Process>; 2]>,
+    pub addrs: RwLock<[SocketAddr; 2]>,
+    pub args: Vec<String>,
     /// Log lines of processes that ended.
-    old_logs: Mutex<Vec<String>>,
+    pub old_logs: Mutex<Vec<String>>,
 }
 
 impl Servers {
-    fn start(mirror: &FakeMirror, cache: &Path) -> Servers {
+    pub fn start(mirror: &FakeMirror, cache: &Path) -> Servers {
         let args: Vec<String> = [
             "--source",
             &mirror.url(),
@@ -618,17 +158,17 @@ impl Servers {
         }
     }
 
-    fn spawn(args: &[String]) -> Process {
+    pub fn spawn(args: &[String]) -> Process {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Process::start(&args)
     }
 
-    fn addr(&self, slot: usize) -> SocketAddr {
+    pub fn addr(&self, slot: usize) -> SocketAddr {
         self.addrs.read().unwrap()[slot]
     }
 
     /// SIGKILLs the process in `slot`, waits `pause`, starts another on the same cache.
-    fn kill_and_restart(&self, slot: usize, pause: Duration) {
+    pub fn kill_and_restart(&self, slot: usize, pause: Duration) {
         let mut procs = self.procs.lock().unwrap();
         if let Some(mut p) = procs[slot].take() {
             p.signal(libc::SIGKILL);
@@ -645,7 +185,7 @@ impl Servers {
     }
 
     /// SIGTERM both, wait for them to exit; returns their exit codes.
-    fn stop(&self) -> Vec<Option<i32>> {
+    pub fn stop(&self) -> Vec<Option<i32>> {
         let mut procs = self.procs.lock().unwrap();
         let mut codes = Vec::new();
         for p in procs.iter_mut().flatten() {
@@ -660,100 +200,15 @@ impl Servers {
         codes
     }
 
-    fn logs(&self) -> Vec<String> {
+    pub fn logs(&self) -> Vec<String> {
         self.old_logs.lock().unwrap().clone()
     }
 }
 
 // ---------------------------------------------------------------------------------
-// The cache directory
+// A run
 
-/// Temporary files (`.x.pc-part`, `.x.pc-lock`, anything hidden) below `root`.
-fn leftovers(root: &Path) -> Vec<String> {
-    list_files(root)
-        .into_iter()
-        .filter(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.')))
-        .collect()
-}
-
-fn parts_exist(root: &Path) -> bool {
-    list_files(root).iter().any(|f| f.ends_with(".pc-part"))
-}
-
-/// Every complete file must be one of ours, byte for byte. Returns the problems.
-fn check_store(root: &Path, by_store: &HashMap<String, &Spec>) -> Vec<String> {
-    let mut problems = Vec::new();
-    for f in list_files(root) {
-        if f.rsplit('/').next().is_some_and(|n| n.starts_with('.')) {
-            continue;
-        }
-        let Some(spec) = by_store.get(&f) else {
-            problems.push(format!("unexpected file {f}"));
-            continue;
-        };
-        let bytes = std::fs::read(root.join(&f)).unwrap_or_default();
-        match spec.body.as_ref().map(|b| b.as_slice()) {
-            None => problems.push(format!("{f} stored, but the mirror does not have it")),
-            Some(want) if bytes != want => problems.push(format!(
-                "{f}: {} bytes stored, want {} (first difference at {:?})",
-                bytes.len(),
-                want.len(),
-                mismatch(&bytes, want)
-            )),
-            Some(_) => {}
-        }
-        let mtime = std::fs::metadata(root.join(&f))
-            .and_then(|m| m.modified())
-            .ok();
-        if mtime != Some(UNIX_EPOCH + Duration::from_secs(MTIME)) {
-            problems.push(format!("{f}: mtime {mtime:?}, want the mirror's"));
-        }
-    }
-    problems
-}
-
-/// Waits until the mirror has served everything and no download is running (no part
-/// file) for a while.
-fn quiesce(mirror: &FakeMirror, root: &Path, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    let mut calm_since: Option<Instant> = None;
-    while Instant::now() < deadline {
-        if mirror.active() == 0 && !parts_exist(root) {
-            let since = *calm_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= Duration::from_millis(500) {
-                return true;
-            }
-        } else {
-            calm_since = None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-// ---------------------------------------------------------------------------------
-// The test
-
-#[test]
-fn soak() {
-    let seed = std::env::var("PC_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                ^ u64::from(std::process::id())
-        });
-    let outcome = std::panic::catch_unwind(|| run(seed));
-    if let Err(e) = outcome {
-        eprintln!("soak FAILED with seed {seed}: rerun with PC_SOAK_SEED={seed}");
-        std::panic::resume_unwind(e);
-    }
-}
-
-fn run(seed: u64) {
+pub fn run(seed: u64) {
     let began = Instant::now();
     let mut rng = Rng::new(seed);
     let s = Settings::from_env(&mut rng);
