@@ -2,17 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::process::{Process, binary};
+use crate::support::process::{Process, output};
 use crate::support::*;
-
-fn output(args: &[&str]) -> (i32, String, String) {
-    let out = binary().args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn version_and_help() {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use crate::support::process::{Process, binary};
+use crate::support::process::{Process, output};
 use crate::support::{
     Conn, FakeFile, FakeMirror, Fault, TempDir, TestCache, bytes, get, wait_until,
 };
@@ -176,15 +176,6 @@ fn set_last_use(path: &Path, days_ago: u64) {
         .expect("set atime");
 }
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = binary().args(args).output().expect("run package-cache");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn cull_command_dry_run_then_for_real() {
     let dir = TempDir::new("cull");
@@ -198,7 +189,7 @@ fn cull_command_dry_run_then_for_real() {
     fs::write(root.join("distfiles/ab/.new.pc-part"), b"partial").expect("write");
     let cache = root.to_str().expect("utf-8 path");
 
-    let (code, out, err) = run(&["cull", "--cache", cache, "--older-than", "30", "--dry-run"]);
+    let (code, out, err) = output(&["cull", "--cache", cache, "--older-than", "30", "--dry-run"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("would remove distfiles/ab/old (2.9 KiB, last used 90d ago)"),
@@ -210,7 +201,7 @@ fn cull_command_dry_run_then_for_real() {
     );
     assert!(root.join("distfiles/ab/old").exists());
 
-    let (code, out, err) = run(&[
+    let (code, out, err) = output(&[
         "cull",
         "--cache",
         cache,
@@ -231,19 +222,19 @@ fn cull_command_dry_run_then_for_real() {
         "only what was asked is removed; temporary files are left to the server"
     );
 
-    let (code, _, err) = run(&["cull", "--cache", "/nonexistent/pc", "--max-size", "1G"]);
+    let (code, _, err) = output(&["cull", "--cache", "/nonexistent/pc", "--max-size", "1G"]);
     assert_eq!(code, 1);
     assert!(err.contains("--cache /nonexistent/pc: "), "{err}");
-    let (code, _, err) = run(&["cull", "--cache", cache]);
+    let (code, _, err) = output(&["cull", "--cache", cache]);
     assert_eq!(code, 2);
     assert!(
         err.contains("--max-size SIZE and/or --older-than DAYS"),
         "{err}"
     );
-    let (code, _, err) = run(&["cull", "--cache", cache, "--max-size", "12Q"]);
+    let (code, _, err) = output(&["cull", "--cache", cache, "--max-size", "12Q"]);
     assert_eq!(code, 2);
     assert!(err.contains("'--max-size' with value '12Q'"), "{err}");
-    let (code, _, err) = run(&["--max-size", "lots"]);
+    let (code, _, err) = output(&["--max-size", "lots"]);
     assert_eq!(code, 2);
     assert!(err.contains("'--max-size' with value 'lots'"), "{err}");
 }
@@ -573,7 +564,7 @@ fn upstream_requests_go_through_the_proxy_the_environment_names() {
     assert_eq!(get(p.addr, "/pkgs/c.tbz2").body, bytes(7000, 3));
     assert_eq!(proxy.asked().len(), 2);
 
-    let (code, _, err) = run(&["--upstream-proxy", "ftp://x", "--cache", cache]);
+    let (code, _, err) = output(&["--upstream-proxy", "ftp://x", "--cache", cache]);
     assert_eq!(code, 2);
     assert!(
         err.contains("--upstream-proxy ftp://x: expected a URL such as http://proxy:3128"),

@@ -11,6 +11,17 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_package-cache"))
 }
 
+/// Runs the binary with `args` to its end: its exit code (-1 if a signal ended it),
+/// stdout and stderr.
+pub fn output(args: &[&str]) -> (i32, String, String) {
+    let out = binary().args(args).output().expect("run package-cache");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A running `package-cache` process; killed on drop.
 pub struct Process {
     pub child: Child,
