@@ -142,10 +142,6 @@ impl FakeMirror {
             .insert(path.to_owned(), file);
     }
 
-    pub fn remove(&self, path: &str) {
-        self.state.lock().unwrap().files.remove(path);
-    }
-
     /// Applies `faults` to the next request for `path` only (queued in order).
     pub fn fail_next(&self, path: &str, faults: Vec<Fault>) {
         let mut s = self.state.lock().unwrap();

@@ -1,7 +1,8 @@
 //! Test support: a fake upstream mirror with fault injection, a package-cache started
 //! in-process on port 0, a raw HTTP client that reports exactly what arrived, and
 //! temporary directories. Loopback only; every wait is bounded.
-#![allow(dead_code)]
+//!
+//! One test binary uses all of it, so the compiler reports a helper nobody calls.
 
 pub mod client;
 pub mod mirror;
@@ -17,9 +18,7 @@ use package_cache::cache::fetch::Fetcher;
 use package_cache::config::Config;
 use package_cache::http::RunningServer;
 
-#[allow(unused_imports)]
 pub use client::{Conn, Reply, get, head, request};
-#[allow(unused_imports)]
 pub use mirror::{FakeFile, FakeMirror, Fault};
 
 /// A directory removed on drop.
@@ -102,10 +101,6 @@ impl TestCache {
             dir,
             addr,
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
     }
 
     /// The cached file for request `path` (`/distfiles/x` → `CACHE/distfiles/<hash>/x`).
