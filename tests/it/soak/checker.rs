@@ -68,7 +68,7 @@ pub enum Verdict {
 
 /// The index of the first byte of `got` that differs from `want`, if any (`got` may be
 /// shorter).
-pub fn mismatch(got: &[u8], want: &[u8]) -> Option<usize> {
+fn mismatch(got: &[u8], want: &[u8]) -> Option<usize> {
     if got.len() > want.len() {
         return Some(want.len());
     }
@@ -220,7 +220,7 @@ pub fn leftovers(root: &Path) -> Vec<String> {
         .collect()
 }
 
-pub fn parts_exist(root: &Path) -> bool {
+fn parts_exist(root: &Path) -> bool {
     list_files(root).iter().any(|f| f.ends_with(".pc-part"))
 }
 

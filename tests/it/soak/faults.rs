@@ -10,7 +10,7 @@ use crate::support::Fault;
 use crate::support::mirror::FaultPicker;
 use crate::support::rng::Rng;
 
-pub const FAULT_KINDS: [&str; 10] = [
+const FAULT_KINDS: [&str; 10] = [
     "reset",
     "short",
     "stall-continue",
@@ -25,8 +25,8 @@ pub const FAULT_KINDS: [&str; 10] = [
 
 #[derive(Default)]
 pub struct FaultCounters {
-    pub by_kind: [AtomicU64; FAULT_KINDS.len()],
-    pub head: AtomicU64,
+    by_kind: [AtomicU64; FAULT_KINDS.len()],
+    head: AtomicU64,
 }
 
 impl FaultCounters {

@@ -22,12 +22,12 @@ use crate::support::*;
 // The client: support's raw client, which never panics and reports what arrived.
 
 /// A client's connection, kept between requests when they use keep-alive.
-pub type Kept = Option<(SocketAddr, Conn)>;
+type Kept = Option<(SocketAddr, Conn)>;
 
 /// One request on a fresh connection, or with `keep` on the kept one (if it is to
 /// `addr`), which is kept again if the answer was complete and the server did not
 /// say close: a response that overran its framing then shows in the next one.
-pub fn exchange(
+fn exchange(
     kept: &mut Kept,
     addr: SocketAddr,
     method: &str,
@@ -66,7 +66,7 @@ pub fn exchange(
 
 /// Sends one request on a fresh connection and counts its verdict; returns it with
 /// the answer.
-pub fn run_one(
+fn run_one(
     addr: SocketAddr,
     spec: &Spec,
     path: &str,
@@ -77,7 +77,7 @@ pub fn run_one(
 }
 
 /// [`run_one`] on a kept connection if `keep`.
-pub fn run_on(
+fn run_on(
     kept: &mut Kept,
     keep: bool,
     addr: SocketAddr,
@@ -117,16 +117,16 @@ pub fn run_on(
 // ---------------------------------------------------------------------------------
 // The servers
 
-pub struct Servers {
-    pub procs: Mutex<[Option<Process>; 2]>,
-    pub addrs: RwLock<[SocketAddr; 2]>,
-    pub args: Vec<String>,
+struct Servers {
+    procs: Mutex<[Option<Process>; 2]>,
+    addrs: RwLock<[SocketAddr; 2]>,
+    args: Vec<String>,
     /// Log lines of processes that ended.
-    pub old_logs: Mutex<Vec<String>>,
+    old_logs: Mutex<Vec<String>>,
 }
 
 impl Servers {
-    pub fn start(mirror: &FakeMirror, cache: &Path) -> Servers {
+    fn start(mirror: &FakeMirror, cache: &Path) -> Servers {
         let args: Vec<String> = [
             "--source",
             &mirror.url(),
@@ -158,17 +158,17 @@ impl Servers {
         }
     }
 
-    pub fn spawn(args: &[String]) -> Process {
+    fn spawn(args: &[String]) -> Process {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Process::start(&args)
     }
 
-    pub fn addr(&self, slot: usize) -> SocketAddr {
+    fn addr(&self, slot: usize) -> SocketAddr {
         self.addrs.read().unwrap()[slot]
     }
 
     /// SIGKILLs the process in `slot`, waits `pause`, starts another on the same cache.
-    pub fn kill_and_restart(&self, slot: usize, pause: Duration) {
+    fn kill_and_restart(&self, slot: usize, pause: Duration) {
         let mut procs = self.procs.lock().unwrap();
         if let Some(mut p) = procs[slot].take() {
             p.signal(libc::SIGKILL);
@@ -185,7 +185,7 @@ impl Servers {
     }
 
     /// SIGTERM both, wait for them to exit; returns their exit codes.
-    pub fn stop(&self) -> Vec<Option<i32>> {
+    fn stop(&self) -> Vec<Option<i32>> {
         let mut procs = self.procs.lock().unwrap();
         let mut codes = Vec::new();
         for p in procs.iter_mut().flatten() {
@@ -200,7 +200,7 @@ impl Servers {
         codes
     }
 
-    pub fn logs(&self) -> Vec<String> {
+    fn logs(&self) -> Vec<String> {
         self.old_logs.lock().unwrap().clone()
     }
 }
