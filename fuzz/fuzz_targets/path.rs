@@ -1,9 +1,10 @@
 //! Request-target decoding: `parse_target`, `decode`, `encode`, `check`.
 //!
-//! The invariants are `invariants::check_path`, shared with `tests/properties.rs`.
+//! The invariants are `invariants::check_path`, shared with the
+//! property tests in `tests/it/properties`.
 #![no_main]
 
-#[path = "../../tests/invariants/mod.rs"]
+#[path = "../../tests/it/properties/invariants.rs"]
 mod invariants;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| invariants::check_path(data));
