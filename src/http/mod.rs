@@ -22,6 +22,7 @@ pub mod conditional;
 pub mod date;
 mod handler;
 mod headers;
+mod keeper;
 pub mod mime;
 pub mod path;
 mod pool;

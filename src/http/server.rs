@@ -13,6 +13,10 @@
 //!   timeout, which would end its accept loop; a keeper thread connects to the listener
 //!   more often than that, and if the loop dies anyway (say `accept()` failed with
 //!   EMFILE) the pump starts a new tiny_http server on the same listener.
+//! - tiny_http's connection pool can leave part of a burst of new connections queued
+//!   until another connection closes; the pump nudges the keeper on each connection's
+//!   first request, and the keeper's short connections free the queued ones
+//!   ([`super::keeper`]).
 //! - The pump hands each request to the most recently idle worker ([`super::pool`]);
 //!   workers call the handler (a panic becomes a 500),
 //!   and write the response themselves through `Request::into_writer`, so this crate
@@ -21,7 +25,7 @@
 //!   down at once, so the client sees a short read instead of waiting forever.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
+use super::keeper::{Keeper, NewConnections};
 use super::path;
 use super::pool::{Pool, Worker};
 use super::wire::{self, Exchange};
@@ -270,18 +275,19 @@ impl Server {
                 .spawn(move || worker_loop(&worker, &shared))?;
             workers.push(handle);
         }
-        let keeper = spawn_keeper(
-            self.local_addr,
+        let (keeper, keeper_thread) = Keeper::spawn(self.local_addr, shared.config.idle_timeout)?;
+        let result = pump(
+            &self.listener,
+            &pool,
+            &self.shutdown,
+            &keeper,
             shared.config.idle_timeout,
-            self.shutdown.clone(),
-        )?;
-        let result = pump(&self.listener, &pool, &self.shutdown);
+        );
         self.shutdown.shutdown();
+        keeper.stop();
         pool.close();
         drop(self.listener);
-        if let Some(k) = keeper {
-            let _ = k.join();
-        }
+        let _ = keeper_thread.join();
         let since = self.shutdown.requested_at().unwrap_or_else(Instant::now);
         let deadline = since + shared.config.shutdown_grace;
         for w in workers {
@@ -379,20 +385,25 @@ fn pump(
     listener: &TcpListener,
     pool: &Arc<Pool<Job>>,
     shutdown: &ShutdownHandle,
+    keeper: &Keeper,
+    idle: Duration,
 ) -> io::Result<()> {
     let mut backoff = Duration::from_millis(10);
     loop {
         let tiny = tiny_http::Server::from_listener(listener.try_clone()?, None)
             .map_err(|e| io::Error::other(format!("cannot start the acceptor: {e}")))?;
-        match forward(&tiny, pool, shutdown) {
+        match forward(&tiny, pool, shutdown, keeper, idle) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 // The accept loop ended; connections it accepted may still send
                 // requests, so keep draining them while a new loop takes over.
                 warn!("accepting connections failed ({e}); restarting the acceptor");
                 let (drain_pool, drain_shutdown) = (pool.clone(), shutdown.clone());
+                let drain_keeper = keeper.clone();
                 thread::Builder::new().name("drain".into()).spawn(move || {
-                    while forward(&tiny, &drain_pool, &drain_shutdown).is_err() {}
+                    while forward(&tiny, &drain_pool, &drain_shutdown, &drain_keeper, idle).is_err()
+                    {
+                    }
                 })?;
                 if shutdown.wait(backoff) {
                     return Ok(());
@@ -403,58 +414,34 @@ fn pump(
     }
 }
 
-/// Forwards requests from one tiny_http server; `Err` when its accept loop died.
+/// Forwards requests from one tiny_http server; `Err` when its accept loop died. The
+/// first request of each connection nudges the keeper, which frees any connection
+/// tiny_http queued behind it ([`super::keeper`]).
 fn forward(
     tiny: &tiny_http::Server,
     pool: &Pool<Job>,
     shutdown: &ShutdownHandle,
+    keeper: &Keeper,
+    idle: Duration,
 ) -> io::Result<()> {
     let tick = Duration::from_millis(200);
+    let mut connections = NewConnections::new(idle);
     while !shutdown.is_shutdown() {
         let Some(request) = tiny.recv_timeout(tick)? else {
             continue;
         };
-        let job = Job {
-            request,
-            received: Instant::now(),
-        };
+        let received = Instant::now();
+        if let Some(peer) = request.remote_addr()
+            && connections.first_request(*peer, received)
+        {
+            keeper.nudge();
+        }
+        let job = Job { request, received };
         if pool.dispatch(job, || shutdown.is_shutdown()).is_err() {
             return Ok(());
         }
     }
     Ok(())
-}
-
-/// Connects to the listener more often than its `SO_RCVTIMEO`, so tiny_http's
-/// `accept()` never times out while the server is idle.
-fn spawn_keeper(
-    addr: SocketAddr,
-    idle: Duration,
-    shutdown: ShutdownHandle,
-) -> io::Result<Option<JoinHandle<()>>> {
-    if idle.is_zero() {
-        return Ok(None);
-    }
-    let target = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => addr,
-    };
-    let period = (idle / 4).max(Duration::from_millis(50));
-    let handle = thread::Builder::new()
-        .name("keeper".into())
-        .spawn(move || {
-            while !shutdown.wait(period) {
-                if let Err(e) = TcpStream::connect_timeout(&target, period) {
-                    debug!("keeper could not reach {target}: {e}");
-                }
-            }
-        })?;
-    Ok(Some(handle))
 }
 
 fn worker_loop(worker: &Worker<Job>, shared: &Shared) {
