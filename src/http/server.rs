@@ -37,6 +37,7 @@ use log::{debug, error, info, warn};
 use super::keeper::{Keeper, NewConnections};
 use super::path;
 use super::pool::{Pool, Worker};
+use super::response::Held;
 use super::wire::{self, Exchange};
 use super::{Body, Handler, Headers, Method, Request, Response, Version, socket};
 
@@ -453,49 +454,13 @@ fn worker_loop(worker: &Worker<Job>, shared: &Shared) {
     }
 }
 
+/// Answers one request: read it, let the handler answer, write the answer, report it.
 fn serve(job: Job, shared: &Shared) {
-    let Job {
-        request: rq,
-        received,
-    } = job;
-    let peer = rq.remote_addr().copied();
-    let method = Method::parse(rq.method().as_str());
-    let version = if *rq.http_version() == tiny_http::HTTPVersion(1, 0) {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
-    let target = rq.url().to_owned();
-    let headers: Headers = rq
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_owned(),
-                h.value.as_str().to_owned(),
-            )
-        })
-        .collect();
-    let keep_alive = wants_keep_alive(version, &headers);
-    let head = method == Method::Head;
-
-    // The handler's panics are caught inside; this catches the framework's own, so a
-    // bug in parsing can never cost a worker.
-    let mut response = catch_unwind(AssertUnwindSafe(|| {
-        respond(method.clone(), version, &target, headers, peer, shared)
-    }))
-    .unwrap_or_else(|_| {
-        error!("panic while preparing the answer to {method} {target}");
-        Response::error(500)
-    });
+    let Job { request, received } = job;
+    let (rq, headers) = Incoming::read(&request);
+    let mut response = answer(&rq, headers, shared);
     let held = response.take_held();
-    let response = match response.body() {
-        Body::HeadOnly(_) if !head => {
-            error!("handler answered {method} {target} without a body");
-            Response::error(500)
-        }
-        _ => response,
-    };
+    let response = body_checked(&rq, response);
     let status = response.status();
     let tag = shared
         .config
@@ -503,67 +468,163 @@ fn serve(job: Job, shared: &Shared) {
         .as_deref()
         .and_then(|h| response.header(h))
         .map(str::to_owned);
-    let local_port = shared.local_port;
+    let (bytes, note) = send(request, &rq, response, held, shared);
+    report(&rq, status, tag.as_deref(), bytes, note, received, shared);
+}
+
+/// What the server keeps of a request, read once from tiny_http's.
+struct Incoming {
+    method: Method,
+    version: Version,
+    target: String,
+    peer: Option<SocketAddr>,
+    /// tiny_http reads another request on this connection after the answer.
+    keep_alive: bool,
+}
+
+impl Incoming {
+    /// The request's parts, and its headers (which go to the handler).
+    fn read(rq: &tiny_http::Request) -> (Incoming, Headers) {
+        let version = if *rq.http_version() == tiny_http::HTTPVersion(1, 0) {
+            Version::Http10
+        } else {
+            Version::Http11
+        };
+        let headers: Headers = rq
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_owned(),
+                    h.value.as_str().to_owned(),
+                )
+            })
+            .collect();
+        let incoming = Incoming {
+            method: Method::parse(rq.method().as_str()),
+            version,
+            target: rq.url().to_owned(),
+            peer: rq.remote_addr().copied(),
+            keep_alive: wants_keep_alive(version, &headers),
+        };
+        (incoming, headers)
+    }
+
+    fn is_head(&self) -> bool {
+        self.method == Method::Head
+    }
+}
+
+/// The handler's answer, or a 500 if building it panicked. The handler's panics are
+/// caught inside [`respond`]; this catches the framework's own, so a bug in parsing
+/// can never cost a worker.
+fn answer(rq: &Incoming, headers: Headers, shared: &Shared) -> Response {
+    let (method, target) = (&rq.method, &rq.target);
+    catch_unwind(AssertUnwindSafe(|| {
+        respond(method.clone(), rq.version, target, headers, rq.peer, shared)
+    }))
+    .unwrap_or_else(|_| {
+        error!("panic while preparing the answer to {method} {target}");
+        Response::error(500)
+    })
+}
+
+/// `response`, unless it has no body for a request that needs one (a handler's bug).
+fn body_checked(rq: &Incoming, response: Response) -> Response {
+    match response.body() {
+        Body::HeadOnly(_) if !rq.is_head() => {
+            error!(
+                "handler answered {} {} without a body",
+                rq.method, rq.target
+            );
+            Response::error(500)
+        }
+        _ => response,
+    }
+}
+
+/// Writes `response` on the request's connection, then drops `held`; closes the
+/// connection if the answer broke. Returns the body bytes sent and a note for the
+/// access log (empty when the answer is complete).
+fn send(
+    request: tiny_http::Request,
+    rq: &Incoming,
+    response: Response,
+    held: Held,
+    shared: &Shared,
+) -> (u64, &'static str) {
+    let (peer, local_port) = (rq.peer, shared.local_port);
     let find_socket = move || peer.and_then(|p| socket::find_connection(p, local_port));
     let ex = Exchange {
-        head,
-        version,
-        keep_alive,
+        head: rq.is_head(),
+        version: rq.version,
+        keep_alive: rq.keep_alive,
         server_name: shared.config.server_name.as_deref(),
         socket: Some(&find_socket),
     };
-    let mut writer = rq.into_writer();
+    let mut writer = request.into_writer();
     let written = catch_unwind(AssertUnwindSafe(|| {
         wire::write_response(&mut *writer, &ex, response, shared.config.buffer_size)
     }));
     drop(writer);
     drop(held);
-    let (bytes, note) = match written {
-        Ok(w) => {
-            let note = match &w.error {
-                None => "",
-                Some(e) if e.is_client_gone() => " client-gone",
-                Some(_) => " aborted",
-            };
-            match &w.error {
-                Some(e) if e.is_client_gone() => {
-                    debug!("client of {method} {target} went away: {}", e.io());
-                }
-                Some(e) => debug!("response to {method} {target} broke mid-body: {}", e.io()),
-                None => {}
-            }
-            if w.must_close {
-                close(peer, shared.local_port);
-            }
-            (w.body_bytes, note)
+    let (method, target) = (&rq.method, &rq.target);
+    let Ok(w) = written else {
+        error!("panic while sending {method} {target}");
+        close(peer, local_port);
+        return (0, " aborted");
+    };
+    let note = match &w.error {
+        None => "",
+        Some(e) if e.is_client_gone() => {
+            debug!("client of {method} {target} went away: {}", e.io());
+            " client-gone"
         }
-        Err(_) => {
-            error!("panic while sending {method} {target}");
-            close(peer, shared.local_port);
-            (0, " aborted")
+        Some(e) => {
+            debug!("response to {method} {target} broke mid-body: {}", e.io());
+            " aborted"
         }
     };
+    if w.must_close {
+        close(peer, local_port);
+    }
+    (w.body_bytes, note)
+}
+
+/// Counts the answer, tells the observer, and writes the access log line.
+fn report(
+    rq: &Incoming,
+    status: u16,
+    tag: Option<&str>,
+    bytes: u64,
+    note: &str,
+    received: Instant,
+    shared: &Shared,
+) {
     shared.stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     let elapsed = received.elapsed();
     if let Some(observer) = &shared.config.observer {
         observer.finished(&Finished {
-            method: &method,
-            target: &target,
-            client: peer,
+            method: &rq.method,
+            target: &rq.target,
+            client: rq.peer,
             status,
-            tag: tag.as_deref(),
+            tag,
             bytes,
             complete: note.is_empty(),
             elapsed,
         });
     }
-    let client = peer.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
-    let shown: String = target.chars().take(512).collect();
+    let client = rq
+        .peer
+        .map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+    let shown: String = rq.target.chars().take(512).collect();
     info!(
         target: "package_cache::access",
-        "{client} {method} {shown} {status} {bytes} {}ms {}{note}",
+        "{client} {} {shown} {status} {bytes} {}ms {}{note}",
+        rq.method,
         elapsed.as_millis(),
-        tag.as_deref().unwrap_or("-")
+        tag.unwrap_or("-")
     );
 }
 
