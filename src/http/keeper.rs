@@ -4,7 +4,7 @@
 //! - `SO_RCVTIMEO` on the listener (the idle timeout, inherited by every accepted
 //!   socket, [`super::socket`]) also bounds tiny_http's blocking `accept()`, and an
 //!   error from `accept()` ends its accept loop. So the keeper connects at least every
-//!   quarter of the idle timeout.
+//!   quarter of the idle timeout (and at least once a second, below).
 //! - tiny_http runs each connection, for its whole life, as one task of its thread
 //!   pool (`util/task_pool.rs`). `TaskPool::spawn` queues a new connection instead of
 //!   starting a thread when it counts an idle thread, but a thread it has just woken
@@ -22,7 +22,9 @@
 //! connection's first request is visible. So for every new connection whose first
 //! request reaches us ([`NewConnections`]), the keeper opens and closes one: each
 //! connection it frees reaches us in turn and frees the next, until none is queued.
-//! Where nothing was queued, the extra connection costs one short task.
+//! Where nothing was queued, the extra connection costs one short task. The chain
+//! breaks only at a freed connection that says nothing (a browser's preconnect, a
+//! slowloris); the once-a-second connection then frees the next.
 
 use std::collections::HashMap;
 use std::io;
@@ -38,6 +40,11 @@ use log::debug;
 const MOST_AT_ONCE: usize = 256;
 /// How long one loopback connection may take to be accepted by the kernel.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The keeper connects at least this often, also with no idle timeout: a burst's
+/// queued connections are freed by the connections that got a thread (see above),
+/// unless those say nothing. Then each of these frees one, and any connection it frees
+/// that does talk starts freeing the rest.
+const MOST_QUIET: Duration = Duration::from_secs(1);
 
 /// Asks the keeper thread for connections; cheap to clone.
 #[derive(Clone)]
@@ -58,7 +65,7 @@ struct Wanted {
 
 impl Keeper {
     /// Starts the keeper for a listener on `addr` whose `SO_RCVTIMEO` is `idle` (zero:
-    /// none, so no periodic connections).
+    /// none).
     pub(crate) fn spawn(addr: SocketAddr, idle: Duration) -> io::Result<(Keeper, JoinHandle<()>)> {
         let keeper = Keeper {
             state: Arc::new(State {
@@ -66,7 +73,11 @@ impl Keeper {
                 wake: Condvar::new(),
             }),
         };
-        let period = (!idle.is_zero()).then(|| (idle / 4).max(Duration::from_millis(50)));
+        let period = if idle.is_zero() {
+            MOST_QUIET
+        } else {
+            (idle / 4).clamp(Duration::from_millis(50), MOST_QUIET)
+        };
         let target = reachable(addr);
         let state = keeper.state.clone();
         let thread = thread::Builder::new()
@@ -97,30 +108,21 @@ impl State {
 }
 
 /// The keeper thread: waits for nudges (or the period), then connects.
-fn run(state: &State, target: SocketAddr, period: Option<Duration>) {
+fn run(state: &State, target: SocketAddr, period: Duration) {
     let mut wanted = state.lock();
     loop {
         if wanted.stop {
             return;
         }
         if wanted.connections == 0 {
-            wanted = match period {
-                Some(p) => {
-                    let (w, waited) = state
-                        .wake
-                        .wait_timeout(wanted, p)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    let mut w = w;
-                    if waited.timed_out() && w.connections == 0 {
-                        w.connections = 1;
-                    }
-                    w
-                }
-                None => state
-                    .wake
-                    .wait(wanted)
-                    .unwrap_or_else(PoisonError::into_inner),
-            };
+            let (w, waited) = state
+                .wake
+                .wait_timeout(wanted, period)
+                .unwrap_or_else(PoisonError::into_inner);
+            wanted = w;
+            if waited.timed_out() && wanted.connections == 0 {
+                wanted.connections = 1;
+            }
             continue;
         }
         let n = std::mem::take(&mut wanted.connections).min(MOST_AT_ONCE);
