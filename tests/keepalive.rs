@@ -143,10 +143,15 @@ fn assert_prompt(what: &str, results: &[Timed]) {
     );
 }
 
-/// `clients` keep-alive connections opened at once; each asks for `path` once and
-/// keeps its connection open until every client has its answer (or gave up), as a
-/// connection pool does.
-fn burst_of_new_connections(addr: SocketAddr, clients: usize, path: &str) -> Vec<Timed> {
+/// `clients` connections opened at once; each asks for `path` once (keep-alive, or
+/// with `Connection: close` if `close`) and keeps its connection open until every
+/// client has its answer (or gave up), as a connection pool does.
+fn burst_of_new_connections(
+    addr: SocketAddr,
+    clients: usize,
+    path: &str,
+    close: bool,
+) -> Vec<Timed> {
     let start = Arc::new(Barrier::new(clients));
     let done = Arc::new(Barrier::new(clients));
     let handles: Vec<_> = (0..clients)
@@ -156,7 +161,7 @@ fn burst_of_new_connections(addr: SocketAddr, clients: usize, path: &str) -> Vec
                 start.wait();
                 let mut conn = tcp(addr);
                 let timed = match conn.as_mut() {
-                    Some(c) => timed_get(c, &path, false),
+                    Some(c) => timed_get(c, &path, close),
                     None => FAILED,
                 };
                 done.wait();
@@ -174,13 +179,22 @@ fn a_burst_of_new_keep_alive_connections_is_answered_at_once() {
     let mirror = FakeMirror::start();
     mirror.put("/warm", bytes(4 << 10, 1));
     let mut all = Vec::new();
-    // A fresh server each round: the burst meets a pool that has never been busy.
-    for _round in 0..3 {
+    // A fresh server each round: the burst meets a pool that has never been busy. The
+    // last round's clients say `Connection: close`, so the server does not nudge.
+    for round in 0..4 {
         let cache = cache(&[mirror.url()]);
         assert_eq!(cache.get("/warm").status, 200);
-        all.extend(burst_of_new_connections(cache.addr, 64, "/warm"));
+        all.extend(burst_of_new_connections(
+            cache.addr,
+            64,
+            "/warm",
+            round == 3,
+        ));
     }
-    assert_prompt("burst of 64 new keep-alive connections, 3 servers", &all);
+    assert_prompt(
+        "burst of 64 new connections, 3 servers keep-alive, 1 close",
+        &all,
+    );
 }
 
 #[test]

@@ -20,8 +20,10 @@
 //! queued connection next. Queued connections cannot be seen from outside tiny_http,
 //! but a burst's queued connections came together with one that started, and a
 //! connection's first request is visible. So for every new connection whose first
-//! request reaches us ([`NewConnections`]), the keeper opens and closes one: each
-//! connection it frees reaches us in turn and frees the next, until none is queued.
+//! request reaches us ([`NewConnections`]) and asks to stay open, the keeper opens and
+//! closes one: each connection it frees reaches us in turn and frees the next, until
+//! none is queued. (A connection whose first request is also its last frees its thread
+//! right after tiny_http read it, and that thread takes the next queued one.)
 //! Where nothing was queued, the extra connection costs one short task. The chain
 //! breaks only at a freed connection that says nothing (a browser's preconnect, a
 //! slowloris); the once-a-second connection then frees the next.

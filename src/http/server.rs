@@ -416,8 +416,9 @@ fn pump(
 }
 
 /// Forwards requests from one tiny_http server; `Err` when its accept loop died. The
-/// first request of each connection nudges the keeper, which frees any connection
-/// tiny_http queued behind it ([`super::keeper`]).
+/// first request of each connection that stays open nudges the keeper, which frees any
+/// connection tiny_http queued behind it ([`super::keeper`]). (After a last request,
+/// tiny_http's thread is free at once and takes a queued connection itself.)
 fn forward(
     tiny: &tiny_http::Server,
     pool: &Pool<Job>,
@@ -434,6 +435,7 @@ fn forward(
         let received = Instant::now();
         if let Some(peer) = request.remote_addr()
             && connections.first_request(*peer, received)
+            && stays_open(&request)
         {
             keeper.nudge();
         }
@@ -485,11 +487,7 @@ struct Incoming {
 impl Incoming {
     /// The request's parts, and its headers (which go to the handler).
     fn read(rq: &tiny_http::Request) -> (Incoming, Headers) {
-        let version = if *rq.http_version() == tiny_http::HTTPVersion(1, 0) {
-            Version::Http10
-        } else {
-            Version::Http11
-        };
+        let version = version_of(rq);
         let headers: Headers = rq
             .headers()
             .iter()
@@ -505,7 +503,7 @@ impl Incoming {
             version,
             target: rq.url().to_owned(),
             peer: rq.remote_addr().copied(),
-            keep_alive: wants_keep_alive(version, &headers),
+            keep_alive: wants_keep_alive(version, headers.get("Connection")),
         };
         (incoming, headers)
     }
@@ -682,9 +680,28 @@ fn respond(
     }
 }
 
-/// tiny_http's own rule for whether it reads another request on the connection.
-fn wants_keep_alive(version: Version, headers: &Headers) -> bool {
-    let conn = headers.get("Connection").map(str::to_ascii_lowercase);
+fn version_of(rq: &tiny_http::Request) -> Version {
+    if *rq.http_version() == tiny_http::HTTPVersion(1, 0) {
+        Version::Http10
+    } else {
+        Version::Http11
+    }
+}
+
+/// Whether tiny_http reads another request on `rq`'s connection after it.
+fn stays_open(rq: &tiny_http::Request) -> bool {
+    let connection = rq
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Connection"))
+        .map(|h| h.value.as_str());
+    wants_keep_alive(version_of(rq), connection)
+}
+
+/// tiny_http's own rule for whether it reads another request on the connection, from
+/// the request's version and `Connection` header.
+fn wants_keep_alive(version: Version, connection: Option<&str>) -> bool {
+    let conn = connection.map(str::to_ascii_lowercase);
     match conn {
         Some(v) if v.contains("close") || v.contains("upgrade") => false,
         Some(v) if version == Version::Http10 => v.contains("keep-alive"),
