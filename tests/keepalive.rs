@@ -25,8 +25,9 @@ use support::*;
 const LIMIT: Duration = Duration::from_secs(1);
 /// How long a client waits for a first byte before giving up (keeps a failing run short).
 const GIVE_UP: Duration = Duration::from_secs(8);
-/// Short enough that a run is quick, long enough that nothing here times out: the
-/// server's own wake-ups (a quarter of it) come slower than `LIMIT`.
+/// The servers' idle timeout: short, so that a failing run ends soon (stalled
+/// connections were freed when others timed out, or one per keeper wake-up, every
+/// quarter of it: 1.5 s, slower than `LIMIT`), yet longer than any scenario here.
 const IDLE: Duration = Duration::from_secs(6);
 
 /// The scenarios measure time; running them one at a time keeps them from sharing two
@@ -174,7 +175,7 @@ fn burst_of_new_connections(
 }
 
 #[test]
-fn a_burst_of_new_keep_alive_connections_is_answered_at_once() {
+fn a_burst_of_new_connections_is_answered_at_once() {
     let _serial = one_at_a_time();
     let mirror = FakeMirror::start();
     mirror.put("/warm", bytes(4 << 10, 1));
