@@ -14,8 +14,9 @@
 //!   more often than that, and if the loop dies anyway (say `accept()` failed with
 //!   EMFILE) the pump starts a new tiny_http server on the same listener.
 //! - tiny_http's connection pool can leave part of a burst of new connections queued
-//!   until another connection closes; the pump nudges the keeper on each connection's
-//!   first request, and the keeper's short connections free the queued ones
+//!   until another connection closes; the pump nudges the keeper on the first request
+//!   of each connection that stays open, and the keeper's short connections free the
+//!   queued ones
 //!   ([`super::keeper`]).
 //! - The pump hands each request to the most recently idle worker ([`super::pool`]);
 //!   workers call the handler (a panic becomes a 500),
@@ -399,12 +400,10 @@ fn pump(
                 // The accept loop ended; connections it accepted may still send
                 // requests, so keep draining them while a new loop takes over.
                 warn!("accepting connections failed ({e}); restarting the acceptor");
-                let (drain_pool, drain_shutdown) = (pool.clone(), shutdown.clone());
-                let drain_keeper = keeper.clone();
+                let (pool, stop, keeper) = (pool.clone(), shutdown.clone(), keeper.clone());
                 thread::Builder::new().name("drain".into()).spawn(move || {
-                    while forward(&tiny, &drain_pool, &drain_shutdown, &drain_keeper, idle).is_err()
-                    {
-                    }
+                    let drain = || forward(&tiny, &pool, &stop, &keeper, idle);
+                    while drain().is_err() {}
                 })?;
                 if shutdown.wait(backoff) {
                     return Ok(());
