@@ -13,6 +13,11 @@
 //!   timeout, which would end its accept loop; a keeper thread connects to the listener
 //!   more often than that, and if the loop dies anyway (say `accept()` failed with
 //!   EMFILE) the pump starts a new tiny_http server on the same listener.
+//! - tiny_http's connection pool can leave part of a burst of new connections queued
+//!   until another connection closes; the pump nudges the keeper on the first request
+//!   of each connection that stays open, and the keeper's short connections free the
+//!   queued ones
+//!   ([`super::keeper`]).
 //! - The pump hands each request to the most recently idle worker ([`super::pool`]);
 //!   workers call the handler (a panic becomes a 500),
 //!   and write the response themselves through `Request::into_writer`, so this crate
@@ -21,7 +26,7 @@
 //!   down at once, so the client sees a short read instead of waiting forever.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,8 +35,10 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
+use super::keeper::{Keeper, NewConnections};
 use super::path;
 use super::pool::{Pool, Worker};
+use super::response::Held;
 use super::wire::{self, Exchange};
 use super::{Body, Handler, Headers, Method, Request, Response, Version, socket};
 
@@ -273,18 +280,19 @@ impl Server {
                 .spawn(move || worker_loop(&worker, &shared))?;
             workers.push(handle);
         }
-        let keeper = spawn_keeper(
-            self.local_addr,
+        let (keeper, keeper_thread) = Keeper::spawn(self.local_addr, shared.config.idle_timeout)?;
+        let result = pump(
+            &self.listener,
+            &pool,
+            &self.shutdown,
+            &keeper,
             shared.config.idle_timeout,
-            self.shutdown.clone(),
-        )?;
-        let result = pump(&self.listener, &pool, &self.shutdown);
+        );
         self.shutdown.shutdown();
+        keeper.stop();
         pool.close();
         drop(self.listener);
-        if let Some(k) = keeper {
-            let _ = k.join();
-        }
+        let _ = keeper_thread.join();
         let since = self.shutdown.requested_at().unwrap_or_else(Instant::now);
         let deadline = since + shared.config.shutdown_grace;
         for w in workers {
@@ -382,20 +390,23 @@ fn pump(
     listener: &TcpListener,
     pool: &Arc<Pool<Job>>,
     shutdown: &ShutdownHandle,
+    keeper: &Keeper,
+    idle: Duration,
 ) -> io::Result<()> {
     let mut backoff = Duration::from_millis(10);
     loop {
         let tiny = tiny_http::Server::from_listener(listener.try_clone()?, None)
             .map_err(|e| io::Error::other(format!("cannot start the acceptor: {e}")))?;
-        match forward(&tiny, pool, shutdown) {
+        match forward(&tiny, pool, shutdown, keeper, idle) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 // The accept loop ended; connections it accepted may still send
                 // requests, so keep draining them while a new loop takes over.
                 warn!("accepting connections failed ({e}); restarting the acceptor");
-                let (drain_pool, drain_shutdown) = (pool.clone(), shutdown.clone());
+                let (pool, stop, keeper) = (pool.clone(), shutdown.clone(), keeper.clone());
                 thread::Builder::new().name("drain".into()).spawn(move || {
-                    while forward(&tiny, &drain_pool, &drain_shutdown).is_err() {}
+                    let drain = || forward(&tiny, &pool, &stop, &keeper, idle);
+                    while drain().is_err() {}
                 })?;
                 if shutdown.wait(backoff) {
                     return Ok(());
@@ -406,58 +417,36 @@ fn pump(
     }
 }
 
-/// Forwards requests from one tiny_http server; `Err` when its accept loop died.
+/// Forwards requests from one tiny_http server; `Err` when its accept loop died. The
+/// first request of each connection that stays open nudges the keeper, which frees any
+/// connection tiny_http queued behind it ([`super::keeper`]). (After a last request,
+/// tiny_http's thread is free at once and takes a queued connection itself.)
 fn forward(
     tiny: &tiny_http::Server,
     pool: &Pool<Job>,
     shutdown: &ShutdownHandle,
+    keeper: &Keeper,
+    idle: Duration,
 ) -> io::Result<()> {
     let tick = Duration::from_millis(200);
+    let mut connections = NewConnections::new(idle);
     while !shutdown.is_shutdown() {
         let Some(request) = tiny.recv_timeout(tick)? else {
             continue;
         };
-        let job = Job {
-            request,
-            received: Instant::now(),
-        };
+        let received = Instant::now();
+        if let Some(peer) = request.remote_addr()
+            && connections.first_request(*peer, received)
+            && stays_open(&request)
+        {
+            keeper.nudge();
+        }
+        let job = Job { request, received };
         if pool.dispatch(job, || shutdown.is_shutdown()).is_err() {
             return Ok(());
         }
     }
     Ok(())
-}
-
-/// Connects to the listener more often than its `SO_RCVTIMEO`, so tiny_http's
-/// `accept()` never times out while the server is idle.
-fn spawn_keeper(
-    addr: SocketAddr,
-    idle: Duration,
-    shutdown: ShutdownHandle,
-) -> io::Result<Option<JoinHandle<()>>> {
-    if idle.is_zero() {
-        return Ok(None);
-    }
-    let target = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => addr,
-    };
-    let period = (idle / 4).max(Duration::from_millis(50));
-    let handle = thread::Builder::new()
-        .name("keeper".into())
-        .spawn(move || {
-            while !shutdown.wait(period) {
-                if let Err(e) = TcpStream::connect_timeout(&target, period) {
-                    debug!("keeper could not reach {target}: {e}");
-                }
-            }
-        })?;
-    Ok(Some(handle))
 }
 
 fn worker_loop(worker: &Worker<Job>, shared: &Shared) {
@@ -469,50 +458,14 @@ fn worker_loop(worker: &Worker<Job>, shared: &Shared) {
     }
 }
 
+/// Answers one request: read it, let the handler answer, write the answer, report it.
 fn serve(job: Job, shared: &Shared) {
-    let Job {
-        request: rq,
-        received,
-    } = job;
-    let peer = rq.remote_addr().copied();
-    let method = Method::parse(rq.method().as_str());
-    let version = if *rq.http_version() == tiny_http::HTTPVersion(1, 0) {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
-    let target = rq.url().to_owned();
-    let headers: Headers = rq
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_owned(),
-                h.value.as_str().to_owned(),
-            )
-        })
-        .collect();
-    let keep_alive = wants_keep_alive(version, &headers);
-    let head = method == Method::Head;
-
-    // The handler's panics are caught inside; this catches the framework's own, so a
-    // bug in parsing can never cost a worker.
-    let mut response = catch_unwind(AssertUnwindSafe(|| {
-        respond(method.clone(), version, &target, headers, peer, shared)
-    }))
-    .unwrap_or_else(|_| {
-        error!("panic while preparing the answer to {method} {target}");
-        Response::error(500)
-    });
+    let Job { request, received } = job;
+    let (rq, headers) = Incoming::read(&request);
+    let mut response = answer(&rq, headers, shared);
     let held = response.take_held();
     let extensions = response.take_extensions();
-    let response = match response.body() {
-        Body::HeadOnly(_) if !head => {
-            error!("handler answered {method} {target} without a body");
-            Response::error(500)
-        }
-        _ => response,
-    };
+    let response = body_checked(&rq, response);
     let status = response.status();
     let tag = shared
         .config
@@ -520,68 +473,178 @@ fn serve(job: Job, shared: &Shared) {
         .as_deref()
         .and_then(|h| response.header(h))
         .map(str::to_owned);
-    let local_port = shared.local_port;
+    let (bytes, note) = send(request, &rq, response, held, shared);
+    let sent = Sent {
+        status,
+        tag: tag.as_deref(),
+        bytes,
+        note,
+        extensions: &extensions,
+    };
+    report(&rq, &sent, received, shared);
+}
+
+/// What went out in answer to a request, for the observer and the access log.
+struct Sent<'a> {
+    status: u16,
+    /// The value of the header [`ServerConfig::log_header`] names.
+    tag: Option<&'a str>,
+    /// Body bytes written.
+    bytes: u64,
+    /// Empty when the whole response was written, else why not (` client-gone`).
+    note: &'a str,
+    extensions: &'a super::Extensions,
+}
+
+/// What the server keeps of a request, read once from tiny_http's.
+struct Incoming {
+    method: Method,
+    version: Version,
+    target: String,
+    peer: Option<SocketAddr>,
+    /// tiny_http reads another request on this connection after the answer.
+    keep_alive: bool,
+}
+
+impl Incoming {
+    /// The request's parts, and its headers (which go to the handler).
+    fn read(rq: &tiny_http::Request) -> (Incoming, Headers) {
+        let version = version_of(rq);
+        let headers: Headers = rq
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_owned(),
+                    h.value.as_str().to_owned(),
+                )
+            })
+            .collect();
+        let incoming = Incoming {
+            method: Method::parse(rq.method().as_str()),
+            version,
+            target: rq.url().to_owned(),
+            peer: rq.remote_addr().copied(),
+            keep_alive: wants_keep_alive(version, headers.get("Connection")),
+        };
+        (incoming, headers)
+    }
+
+    fn is_head(&self) -> bool {
+        self.method == Method::Head
+    }
+}
+
+/// The handler's answer, or a 500 if building it panicked. The handler's panics are
+/// caught inside [`respond`]; this catches the framework's own, so a bug in parsing
+/// can never cost a worker.
+fn answer(rq: &Incoming, headers: Headers, shared: &Shared) -> Response {
+    let (method, target) = (&rq.method, &rq.target);
+    catch_unwind(AssertUnwindSafe(|| {
+        respond(method.clone(), rq.version, target, headers, rq.peer, shared)
+    }))
+    .unwrap_or_else(|_| {
+        error!("panic while preparing the answer to {method} {target}");
+        Response::error(500)
+    })
+}
+
+/// `response`, unless it has no body for a request that needs one (a handler's bug).
+fn body_checked(rq: &Incoming, response: Response) -> Response {
+    match response.body() {
+        Body::HeadOnly(_) if !rq.is_head() => {
+            error!(
+                "handler answered {} {} without a body",
+                rq.method, rq.target
+            );
+            Response::error(500)
+        }
+        _ => response,
+    }
+}
+
+/// Writes `response` on the request's connection, then drops `held`; closes the
+/// connection if the answer broke. Returns the body bytes sent and a note for the
+/// access log (empty when the answer is complete).
+fn send(
+    request: tiny_http::Request,
+    rq: &Incoming,
+    response: Response,
+    held: Held,
+    shared: &Shared,
+) -> (u64, &'static str) {
+    let (peer, local_port) = (rq.peer, shared.local_port);
     let find_socket = move || peer.and_then(|p| socket::find_connection(p, local_port));
     let ex = Exchange {
-        head,
-        version,
-        keep_alive,
+        head: rq.is_head(),
+        version: rq.version,
+        keep_alive: rq.keep_alive,
         server_name: shared.config.server_name.as_deref(),
         socket: Some(&find_socket),
     };
-    let mut writer = rq.into_writer();
+    let mut writer = request.into_writer();
     let written = catch_unwind(AssertUnwindSafe(|| {
         wire::write_response(&mut *writer, &ex, response, shared.config.buffer_size)
     }));
     drop(writer);
     drop(held);
-    let (bytes, note) = match written {
-        Ok(w) => {
-            let note = match &w.error {
-                None => "",
-                Some(e) if e.is_client_gone() => " client-gone",
-                Some(_) => " aborted",
-            };
-            match &w.error {
-                Some(e) if e.is_client_gone() => {
-                    debug!("client of {method} {target} went away: {}", e.io());
-                }
-                Some(e) => debug!("response to {method} {target} broke mid-body: {}", e.io()),
-                None => {}
-            }
-            if w.must_close {
-                close(peer, shared.local_port);
-            }
-            (w.body_bytes, note)
+    let (method, target) = (&rq.method, &rq.target);
+    let Ok(w) = written else {
+        error!("panic while sending {method} {target}");
+        close(peer, local_port);
+        return (0, " aborted");
+    };
+    let note = match &w.error {
+        None => "",
+        Some(e) if e.is_client_gone() => {
+            debug!("client of {method} {target} went away: {}", e.io());
+            " client-gone"
         }
-        Err(_) => {
-            error!("panic while sending {method} {target}");
-            close(peer, shared.local_port);
-            (0, " aborted")
+        Some(e) => {
+            debug!("response to {method} {target} broke mid-body: {}", e.io());
+            " aborted"
         }
     };
+    if w.must_close {
+        close(peer, local_port);
+    }
+    (w.body_bytes, note)
+}
+
+/// Counts the answer, tells the observer, and writes the access log line.
+fn report(rq: &Incoming, sent: &Sent<'_>, received: Instant, shared: &Shared) {
+    let Sent {
+        status,
+        tag,
+        bytes,
+        note,
+        extensions,
+    } = *sent;
     shared.stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     let elapsed = received.elapsed();
     if let Some(observer) = &shared.config.observer {
         observer.finished(&Finished {
-            method: &method,
-            target: &target,
-            client: peer,
+            method: &rq.method,
+            target: &rq.target,
+            client: rq.peer,
             status,
-            tag: tag.as_deref(),
+            tag,
             bytes,
             complete: note.is_empty(),
             elapsed,
-            extensions: &extensions,
+            extensions,
         });
     }
-    let client = peer.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
-    let shown: String = target.chars().take(512).collect();
+    let client = rq
+        .peer
+        .map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+    let shown: String = rq.target.chars().take(512).collect();
     info!(
         target: "package_cache::access",
-        "{client} {method} {shown} {status} {bytes} {}ms {}{note}",
+        "{client} {} {shown} {status} {bytes} {}ms {}{note}",
+        rq.method,
         elapsed.as_millis(),
-        tag.as_deref().unwrap_or("-")
+        tag.unwrap_or("-")
     );
 }
 
@@ -639,9 +702,28 @@ fn respond(
     }
 }
 
-/// tiny_http's own rule for whether it reads another request on the connection.
-fn wants_keep_alive(version: Version, headers: &Headers) -> bool {
-    let conn = headers.get("Connection").map(str::to_ascii_lowercase);
+fn version_of(rq: &tiny_http::Request) -> Version {
+    if *rq.http_version() == tiny_http::HTTPVersion(1, 0) {
+        Version::Http10
+    } else {
+        Version::Http11
+    }
+}
+
+/// Whether tiny_http reads another request on `rq`'s connection after it.
+fn stays_open(rq: &tiny_http::Request) -> bool {
+    let connection = rq
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Connection"))
+        .map(|h| h.value.as_str());
+    wants_keep_alive(version_of(rq), connection)
+}
+
+/// tiny_http's own rule for whether it reads another request on the connection, from
+/// the request's version and `Connection` header.
+fn wants_keep_alive(version: Version, connection: Option<&str>) -> bool {
+    let conn = connection.map(str::to_ascii_lowercase);
     match conn {
         Some(v) if v.contains("close") || v.contains("upgrade") => false,
         Some(v) if version == Version::Http10 => v.contains("keep-alive"),

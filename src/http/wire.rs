@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 
 use super::response::{reason_phrase, status_has_body};
-use super::{Body, Response, Version, date, socket};
+use super::{Body, Headers, Response, Version, date, socket};
 
 /// What the writer needs to know about the request being answered.
 pub(crate) struct Exchange<'a> {
@@ -75,16 +75,62 @@ pub(crate) fn write_response(
     block: usize,
 ) -> Written {
     let (status, headers, body) = resp.into_parts();
-    let send_body = status_has_body(status) && !ex.head;
-    let len = body.len();
-    // Unknown length: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
-    let chunked = send_body && len.is_none() && ex.version == Version::Http11;
-    let close_delimited = send_body && len.is_none() && ex.version == Version::Http10;
-    let keep_alive = ex.keep_alive && !close_delimited;
+    let framing = Framing::choose(status, ex, body.len());
+    let mut out = Output {
+        w,
+        pending: head(status, &headers, ex, &framing),
+        body_bytes: 0,
+    };
+    let result = if framing.send_body {
+        send_body(&mut out, body, ex, &framing, block)
+    } else {
+        out.flush()
+    };
+    // `out.body_bytes` counts bytes handed to a successful write.
+    let body_bytes = out.body_bytes;
+    let error = result.err();
+    Written {
+        body_bytes,
+        must_close: error.is_some() || framing.close_delimited,
+        error,
+    }
+}
 
-    // Room for the headers and, for a small body sent with them, the body.
-    let inline = len
-        .filter(|n| send_body && *n <= SMALL_BODY as u64)
+/// How a response's end is marked, and whether the connection stays open.
+struct Framing {
+    /// A body is sent (not for HEAD, 204, 304).
+    send_body: bool,
+    /// The body's length, if known.
+    len: Option<u64>,
+    /// Unknown length on HTTP/1.1: chunked.
+    chunked: bool,
+    /// Unknown length on HTTP/1.0: the end of the connection ends the body.
+    close_delimited: bool,
+    /// The connection stays open afterwards.
+    keep_alive: bool,
+}
+
+impl Framing {
+    fn choose(status: u16, ex: &Exchange<'_>, len: Option<u64>) -> Framing {
+        let send_body = status_has_body(status) && !ex.head;
+        let chunked = send_body && len.is_none() && ex.version == Version::Http11;
+        let close_delimited = send_body && len.is_none() && ex.version == Version::Http10;
+        Framing {
+            send_body,
+            len,
+            chunked,
+            close_delimited,
+            keep_alive: ex.keep_alive && !close_delimited,
+        }
+    }
+}
+
+/// The status line and headers, with room for a small body to follow in the same
+/// write.
+fn head(status: u16, headers: &Headers, ex: &Exchange<'_>, framing: &Framing) -> Vec<u8> {
+    let inline = framing
+        .len
+        .filter(|n| framing.send_body && *n <= SMALL_BODY as u64)
         .unwrap_or(0);
     let mut head = Vec::with_capacity(512 + inline as usize);
     // Writing into a Vec cannot fail.
@@ -102,57 +148,48 @@ pub(crate) fn write_response(
         let _ = write!(head, "{name}: {value}\r\n");
     }
     if status_has_body(status) {
-        match len {
+        match framing.len {
             Some(n) => {
                 let _ = write!(head, "Content-Length: {n}\r\n");
             }
-            None if chunked => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            None if framing.chunked => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             None => {}
         }
     }
-    match (ex.version, keep_alive) {
+    match (ex.version, framing.keep_alive) {
         (Version::Http11, false) => head.extend_from_slice(b"Connection: close\r\n"),
         (Version::Http10, true) => head.extend_from_slice(b"Connection: keep-alive\r\n"),
         _ => {}
     }
     head.extend_from_slice(b"\r\n");
+    head
+}
 
-    let mut out = Output {
-        w,
-        pending: head,
-        body_bytes: 0,
-    };
-    let result = if !send_body {
-        out.flush()
-    } else {
-        match body {
-            Body::Empty | Body::HeadOnly(_) => out.flush(),
-            Body::Bytes(bytes) => {
-                out.pending.extend_from_slice(&bytes);
-                out.body_bytes += bytes.len() as u64;
-                out.flush()
-            }
-            Body::File { file, offset, len } => {
-                copy_file(&mut out, &file, offset, len, block, ex.socket)
-            }
-            Body::Reader { reader, len } => {
-                let size = len.map_or(block, |n| clamp(n, block));
-                let buf = &mut vec![0u8; size.max(1)];
-                match (len, chunked) {
-                    (_, true) => copy_chunked(&mut out, reader, buf),
-                    (Some(n), false) => copy_exact(&mut out, reader, n, buf),
-                    (None, false) => copy_to_end(&mut out, reader, buf),
-                }
+/// Sends `body` after the head waiting in `out`.
+fn send_body(
+    out: &mut Output<'_>,
+    body: Body,
+    ex: &Exchange<'_>,
+    framing: &Framing,
+    block: usize,
+) -> Result<(), WriteError> {
+    match body {
+        Body::Empty | Body::HeadOnly(_) => out.flush(),
+        Body::Bytes(bytes) => {
+            out.pending.extend_from_slice(&bytes);
+            out.body_bytes += bytes.len() as u64;
+            out.flush()
+        }
+        Body::File { file, offset, len } => copy_file(out, &file, offset, len, block, ex.socket),
+        Body::Reader { reader, len } => {
+            let size = len.map_or(block, |n| clamp(n, block));
+            let buf = &mut vec![0u8; size.max(1)];
+            match (len, framing.chunked) {
+                (_, true) => copy_chunked(out, reader, buf),
+                (Some(n), false) => copy_exact(out, reader, n, buf),
+                (None, false) => copy_to_end(out, reader, buf),
             }
         }
-    };
-    // `out.body_bytes` counts bytes handed to a successful write.
-    let body_bytes = out.body_bytes;
-    let error = result.err();
-    Written {
-        body_bytes,
-        must_close: error.is_some() || close_delimited,
-        error,
     }
 }
 

@@ -22,6 +22,7 @@ mod framework;
 mod gentoo;
 mod hostile;
 mod http_semantics;
+mod keepalive;
 mod miss_and_hit;
 mod operations;
 mod properties;

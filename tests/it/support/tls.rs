@@ -25,7 +25,7 @@ pub struct Cert {
 /// Makes a certificate in `dir` with exactly the command, `openssl req -x509
 /// -newkey rsa:2048 -nodes -subj /CN=… -addext subjectAltName=…` (OpenSSL marks it
 /// `CA:TRUE`). `None` when openssl is not installed (outside CI the caller skips; with
-/// `PC_REQUIRE_OPENSSL` set, as `.ci/run` does, it fails).
+/// `CI` set, as `.ci/run` does, it fails).
 pub fn openssl_cert(dir: &Path, name: &str, cn: &str, san: &str) -> Option<Cert> {
     let cert = dir.join(format!("{name}.pem"));
     let key = dir.join(format!("{name}.key"));
@@ -46,11 +46,11 @@ pub fn openssl_cert(dir: &Path, name: &str, cn: &str, san: &str) -> Option<Cert>
             "openssl req failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ),
-        Err(e) if std::env::var_os("PC_REQUIRE_OPENSSL").is_none() => {
+        Err(e) if std::env::var_os("CI").is_none() => {
             eprintln!("skipped: openssl is not installed ({e}); it makes the test certificates");
             None
         }
-        Err(e) => panic!("openssl is required (PC_REQUIRE_OPENSSL is set): {e}"),
+        Err(e) => panic!("openssl is required (CI is set): {e}"),
     }
 }
 
