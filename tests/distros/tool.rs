@@ -18,12 +18,18 @@ pub struct Tool {
     pub package: &'static str,
 }
 
-pub const GPG: Tool = Tool {
+const GPG: Tool = Tool {
     needs: "gpg",
     package: "gpg",
 };
+/// gpg signs through its agent.
+const GPG_AGENT: Tool = Tool {
+    needs: "gpg-agent",
+    package: "gpg-agent",
+};
 pub const APT: &[Tool] = &[
     GPG,
+    GPG_AGENT,
     Tool {
         needs: "apt-get",
         package: "apt",
@@ -47,6 +53,7 @@ pub const APT: &[Tool] = &[
 ];
 pub const PACMAN: &[Tool] = &[
     GPG,
+    GPG_AGENT,
     Tool {
         needs: "pacman",
         package: "pacman-package-manager",
