@@ -8,6 +8,8 @@
 //! - [`http`]: the WSGI-style framework (Handler, Router, Server); knows nothing of caching.
 //! - [`cache`]: the store, the upstream client, coalesced downloads; knows nothing of tiny_http.
 //! - [`mirror`]: the handler that glues them into a mirror.
+//! - [`repos`]: which files of each distribution's repositories change in place, and
+//!   which file (the anchor) defines a repository's generation.
 //! - [`app`], [`cli`], [`config`]: the program around them.
 
 #![warn(missing_docs)]
@@ -22,6 +24,7 @@ pub mod layout;
 pub mod logging;
 pub mod metrics;
 pub mod mirror;
+pub mod repos;
 pub mod signals;
 pub mod size;
 pub mod status;
