@@ -75,6 +75,11 @@ impl Via {
         }
     }
 
+    /// Whether a cache stands between client and origin.
+    fn is_cached(&self) -> bool {
+        matches!(self, Via::Cache(_))
+    }
+
     fn name(&self) -> &str {
         match self {
             Via::Origin(_) => "origin",
@@ -119,6 +124,29 @@ impl Checks {
         }
     }
 
+    /// The client's candidate is one of `published`, not older than
+    /// `published[at_least]`; returns its index.
+    fn sees_published(
+        &mut self,
+        who: &str,
+        client: &mut dyn Client,
+        published: &[String],
+        at_least: usize,
+    ) -> Option<usize> {
+        match client.candidate() {
+            Ok(v) => match published.iter().position(|p| *p == v) {
+                Some(i) if i >= at_least => return Some(i),
+                Some(_) => self.fail(format!(
+                    "{who}: sees {v}, want {} or newer",
+                    published[at_least]
+                )),
+                None => self.fail(format!("{who}: sees {v}, never published")),
+            },
+            Err(run) => self.fail(format!("{who}: no candidate\n{run}")),
+        }
+        None
+    }
+
     /// The client downloads `version`, byte for byte the repository's.
     fn downloads(&mut self, who: &str, client: &mut dyn Client, repo: &dyn Repo, version: &str) {
         match client.download() {
@@ -148,9 +176,10 @@ impl Checks {
     }
 }
 
-/// First sync and a package download; a second client then does the same (through
-/// the cache: from a warm cache).
-fn first_sync_and_download(repo: &mut dyn Repo, via: &Via) {
+/// First sync and a package download; a second client then does the same. Through
+/// the cache, the second download comes from the cache: the origin sends the package
+/// once.
+fn first_sync_and_download(repo: &mut dyn Repo, via: &Via, origin: &Origin) {
     let mut c = Checks::new("first sync and download", repo, via);
     let v1 = repo.publish();
     for who in ["client", "second client"] {
@@ -159,12 +188,19 @@ fn first_sync_and_download(repo: &mut dyn Repo, via: &Via) {
         c.sees(who, client.as_mut(), &v1);
         c.downloads(who, client.as_mut(), repo, &v1);
     }
+    let sent = origin.hits(&repo.package_path(&v1));
+    let want = if via.is_cached() { 1 } else { 2 };
+    if sent != want {
+        c.fail(format!(
+            "the origin was asked {sent} times for the package, want {want}"
+        ));
+    }
     c.finish();
 }
 
 /// A new version is published; after the TTL the client that synced before sees it
 /// and downloads it, and so does a fresh client.
-fn sees_a_new_version_after_the_ttl(repo: &mut dyn Repo, via: &Via) {
+fn sees_a_new_version_after_the_ttl(repo: &mut dyn Repo, via: &Via, _origin: &Origin) {
     let mut c = Checks::new("a new version after the TTL", repo, via);
     let v1 = repo.publish();
     let mut client = repo.client(&via.base(repo));
@@ -186,7 +222,7 @@ fn sees_a_new_version_after_the_ttl(repo: &mut dyn Repo, via: &Via) {
 /// The apt case: one client warms the cache, the repository publishes, and
 /// after the TTL a client with empty lists syncs. It must see the new version, and
 /// must never get an anchor of one generation with an index of another.
-fn fresh_client_after_a_publish(repo: &mut dyn Repo, via: &Via) {
+fn fresh_client_after_a_publish(repo: &mut dyn Repo, via: &Via, _origin: &Origin) {
     let mut c = Checks::new("a fresh client after a publish", repo, via);
     let v1 = repo.publish();
     let mut warm = repo.client(&via.base(repo));
@@ -205,7 +241,7 @@ fn fresh_client_after_a_publish(repo: &mut dyn Repo, via: &Via) {
 /// Publishes and syncs in quick succession (no waiting for the TTL): every sync of
 /// the old client and of a fresh one each round is clean and sees a version no older
 /// than what that client saw before; after the TTL both see the last one.
-fn rapid_publishes_never_mismatch(repo: &mut dyn Repo, via: &Via) {
+fn rapid_publishes_never_mismatch(repo: &mut dyn Repo, via: &Via, _origin: &Origin) {
     const ROUNDS: usize = 4;
     let mut c = Checks::new("rapid publishes", repo, via);
     let mut published = vec![repo.publish()];
@@ -214,25 +250,20 @@ fn rapid_publishes_never_mismatch(repo: &mut dyn Repo, via: &Via) {
     let mut seen = 0;
     for round in 1..=ROUNDS {
         published.push(repo.publish());
-        let mut fresh = repo.client(&via.base(repo));
-        for (who, cl) in [
-            (format!("client, round {round}"), client.as_mut()),
-            (format!("fresh client, round {round}"), fresh.as_mut()),
-        ] {
-            c.synced(&who, cl);
-            match cl.candidate() {
-                Ok(v) => match published.iter().position(|p| *p == v) {
-                    Some(i) if who.starts_with("fresh") || i >= seen => {
-                        if !who.starts_with("fresh") {
-                            seen = i;
-                        }
-                    }
-                    Some(_) => c.fail(format!("{who}: went back to {v}")),
-                    None => c.fail(format!("{who}: sees {v}, never published")),
-                },
-                Err(run) => c.fail(format!("{who}: no candidate\n{run}")),
-            }
+        // From the origin a publish is visible at once; through the cache, within the
+        // TTL, an older version may still be served, but never a mixture.
+        let newest = published.len() - 1;
+        let who = format!("client, round {round}");
+        c.synced(&who, client.as_mut());
+        let at_least = if via.is_cached() { seen } else { newest };
+        if let Some(i) = c.sees_published(&who, client.as_mut(), &published, at_least) {
+            seen = i;
         }
+        let who = format!("fresh client, round {round}");
+        let mut fresh = repo.client(&via.base(repo));
+        c.synced(&who, fresh.as_mut());
+        let at_least = if via.is_cached() { 0 } else { newest };
+        c.sees_published(&who, fresh.as_mut(), &published, at_least);
     }
     via.wait_ttl();
     let last = published.last().unwrap().clone();
@@ -253,7 +284,7 @@ macro_rules! scenarios {
         mod $module {
             use super::*;
 
-            fn run(scenario: fn(&mut dyn Repo, &Via), cached: bool) {
+            fn run(scenario: fn(&mut dyn Repo, &Via, &Origin), cached: bool) {
                 if !tool::require(stringify!($module), $tools) {
                     return;
                 }
@@ -265,7 +296,7 @@ macro_rules! scenarios {
                 } else {
                     Via::origin(&origin)
                 };
-                scenario(&mut repo, &via);
+                scenario(&mut repo, &via, &origin);
             }
 
             #[test]
@@ -353,7 +384,7 @@ mod apt_fresh_client {
         } else {
             Via::origin(&origin)
         };
-        fresh_client_after_a_publish(&mut repo, &via);
+        fresh_client_after_a_publish(&mut repo, &via, &origin);
     }
 
     #[test]

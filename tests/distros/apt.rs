@@ -188,6 +188,13 @@ impl Repo for AptRepo {
         std::fs::read(self.deb(version)).expect("a published .deb")
     }
 
+    fn package_path(&self, version: &str) -> String {
+        format!(
+            "{}/pool/{COMPONENT}/h/{PACKAGE}/{PACKAGE}_{version}_all.deb",
+            self.prefix
+        )
+    }
+
     fn client(&self, base: &str) -> Box<dyn Client> {
         Box::new(AptClient::new(base, &self.key.public(false), self.by_hash))
     }

@@ -101,6 +101,10 @@ impl Repo for DnfRepo {
         std::fs::read(self.file(version)).expect("a published rpm")
     }
 
+    fn package_path(&self, version: &str) -> String {
+        format!("{}/Packages/{}", self.prefix, package_file(version))
+    }
+
     fn client(&self, base: &str) -> Box<dyn Client> {
         Box::new(DnfClient::new(base))
     }

@@ -134,6 +134,10 @@ impl Repo for PacmanRepo {
         std::fs::read(self.file(version)).expect("a published package")
     }
 
+    fn package_path(&self, version: &str) -> String {
+        format!("{}/{REPO}/os/{ARCH}/{}", self.prefix, package_file(version))
+    }
+
     fn client(&self, base: &str) -> Box<dyn Client> {
         Box::new(PacmanClient::new(base, self.key.as_ref()))
     }

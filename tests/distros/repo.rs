@@ -25,6 +25,9 @@ pub trait Repo {
     /// The package file of `version`, as the repository holds it.
     fn package(&self, version: &str) -> Vec<u8>;
 
+    /// The package file's request path on the origin (`/debian/pool/…`).
+    fn package_path(&self, version: &str) -> String;
+
     /// A new client, state and configuration in its own temporary directory, reading
     /// the repository at `base` (the origin's or the cache's URL plus the prefix).
     fn client(&self, base: &str) -> Box<dyn Client>;
