@@ -14,6 +14,8 @@
 //! - [`cache`]: the cache behind one door, [`cache::Cache::get`]: store, LRU index,
 //!   sources, coalesced downloads, freshness; never imports [`http`].
 //! - [`gentoo`]: GLEP 75 layouts and the distfile mapping.
+//! - [`repos`]: which files of each repository format (Debian, Arch, RPM, Alpine,
+//!   FreeBSD, Gentoo) change in place, and the anchor of each generation.
 //! - [`mirror`]: the handler: request → [`mirror::Target`] → [`cache::Query`] →
 //!   [`cache::Answer`] → [`http::Response`].
 //! - [`status`], [`metrics`]: `/-/status` and `/-/metrics`, fed by the server's observer
@@ -78,6 +80,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mirror;
 pub mod proto;
+pub mod repos;
 pub mod signals;
 pub mod size;
 pub mod status;

@@ -15,6 +15,7 @@ mod cli;
 mod coalescing;
 mod contrib;
 mod disk_full;
+mod distros;
 mod failover;
 mod faults;
 mod field_faults;

@@ -104,6 +104,11 @@ impl TestCache {
         }
     }
 
+    /// The URL of `path` through this cache.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
     /// The cached file for request `path` (`/distfiles/x` → `CACHE/distfiles/<hash>/x`).
     pub fn cached(&self, path: &str) -> Option<Vec<u8>> {
         std::fs::read(self.dir.path().join(stored(path))).ok()
