@@ -8,6 +8,8 @@
 //! - [`http`]: the WSGI-style framework (Handler, Router, Server); knows nothing of caching.
 //! - [`cache`]: the store, the upstream client, coalesced downloads; knows nothing of tiny_http.
 //! - [`mirror`]: the handler that glues them into a mirror.
+//! - [`gentoo`]: what a Gentoo repository says about distfiles (SRC_URI, RESTRICT,
+//!   Manifest digests), binhost `Packages`, a streaming digest verifier.
 //! - [`app`], [`cli`], [`config`]: the program around them.
 
 #![warn(missing_docs)]
@@ -17,6 +19,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod distfiles;
+pub mod gentoo;
 pub mod http;
 pub mod layout;
 pub mod logging;
