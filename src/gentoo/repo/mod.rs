@@ -17,13 +17,20 @@
 //!
 //! [`synth`] generates synthetic repositories for tests and benchmarks.
 
+pub mod cull;
 pub mod digest;
+mod follow;
+pub mod index;
 pub mod manifest;
 pub mod md5_cache;
 pub mod mirrors;
 pub mod packages;
+mod strings;
+#[doc(hidden)]
+pub mod synth;
 pub mod verify;
 
 pub use digest::Digests;
+pub use index::{Distfile, IndexStats, Lookup, RepoIndex, RepoOptions, Update};
 pub use md5_cache::Restrict;
 pub use verify::{Expected, Mismatch, Verified, Verifier};
