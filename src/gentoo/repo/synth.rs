@@ -12,7 +12,7 @@
 //!
 //! [`bump`] imitates a sync: it adds a version to some packages the way rsync does it
 //! (a hidden temporary file renamed over the target), a new md5-cache entry and a
-//! rewritten Manifest each.
+//! rewritten Manifest each, then rewrites `metadata/timestamp.chk`.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -128,7 +128,8 @@ pub fn generate(root: &Path, spec: &Spec) -> io::Result<Summary> {
     while summary.entries < spec.entries {
         let cat = &cats[p % cats.len()];
         let pn = format!("pkg{p}");
-        let versions = [1, 1, 2, 2, 2, 3][rng.below(6) as usize].min(spec.entries - summary.entries);
+        let versions =
+            [1, 1, 2, 2, 2, 3][rng.below(6) as usize].min(spec.entries - summary.entries);
         let shape = rng.below(100);
         let mut manifest = String::new();
         for v in 0..versions {
@@ -137,10 +138,21 @@ pub fn generate(root: &Path, spec: &Spec) -> io::Result<Summary> {
                 - version_index * extras_total / spec.entries.max(1);
             version_index += 1;
             let restrict_roll = rng.below(100);
-            let entry = entry_text(&mut rng, cat, &pn, &ver, shape, restrict_roll, extras, &mut summary);
+            let entry = entry_text(
+                &mut rng,
+                cat,
+                &pn,
+                &ver,
+                shape,
+                restrict_roll,
+                extras,
+                &mut summary,
+            );
             fs::create_dir_all(root.join("metadata/md5-cache").join(cat))?;
             fs::write(
-                root.join("metadata/md5-cache").join(cat).join(format!("{pn}-{ver}")),
+                root.join("metadata/md5-cache")
+                    .join(cat)
+                    .join(format!("{pn}-{ver}")),
                 entry.text,
             )?;
             for name in entry.names {
@@ -299,10 +311,18 @@ pub fn bump(root: &Path, summary: &Summary, count: usize, round: u32) -> io::Res
             rng.hex(16)
         );
         write_atomic(
-            &root.join("metadata/md5-cache").join(cat).join(format!("{pn}-{ver}")),
+            &root
+                .join("metadata/md5-cache")
+                .join(cat)
+                .join(format!("{pn}-{ver}")),
             entry.as_bytes(),
         )?;
         names.push(name);
     }
+    // rsync's marker of a finished sync.
+    write_atomic(
+        &root.join("metadata/timestamp.chk"),
+        format!("synthetic sync round {round}\n").as_bytes(),
+    )?;
     Ok(names)
 }
