@@ -18,11 +18,20 @@ use super::strings::NONE;
 /// Where a pass puts what it reads: the shared index, or a private one being rebuilt.
 pub(crate) trait Target {
     fn with(&self, f: &mut dyn FnMut(&mut Data));
+
+    /// Whether the index is being stopped (a pass then ends early).
+    fn stopping(&self) -> bool {
+        false
+    }
 }
 
 impl Target for Shared {
     fn with(&self, f: &mut dyn FnMut(&mut Data)) {
         self.with_data(|d| f(d));
+    }
+
+    fn stopping(&self) -> bool {
+        Shared::stopping(self)
     }
 }
 
@@ -311,16 +320,28 @@ impl Tracker {
                     reconcile(target, repo.idx, &mut repo.md5_cats, names, state);
                 }
                 for dir in &mut repo.md5_cats {
+                    if target.stopping() {
+                        return;
+                    }
                     let path = md5_root.join(&dir.name);
                     let s = stamp(&path);
                     if s != dir.stamp || full {
                         let relist = s != dir.stamp;
                         dir.stamp = s;
-                        let changed =
-                            refresh_dir(target, repo.idx, &path, dir, Kind::Md5, relist, true, state);
+                        let changed = refresh_dir(
+                            target,
+                            repo.idx,
+                            &path,
+                            dir,
+                            Kind::Md5,
+                            relist,
+                            true,
+                            state,
+                        );
                         if changed {
                             // Its packages' Manifests change with it, maybe a little later.
-                            if let Some(pkg) = repo.pkg_cats.iter_mut().find(|p| p.name == dir.name) {
+                            if let Some(pkg) = repo.pkg_cats.iter_mut().find(|p| p.name == dir.name)
+                            {
                                 pkg.hot_until = Some(now + hot_for);
                             }
                         }
@@ -343,16 +364,28 @@ impl Tracker {
                 reconcile(target, repo.idx, &mut repo.pkg_cats, names, state);
             }
             for dir in &mut repo.pkg_cats {
+                if target.stopping() {
+                    return;
+                }
                 let path = repo.root.join(&dir.name);
                 let s = stamp(&path);
                 let hot = all_hot || dir.hot_until.is_some_and(|t| t > now);
-                if !dir.hot_until.is_some_and(|t| t > now) {
+                if dir.hot_until.is_none_or(|t| t <= now) {
                     dir.hot_until = None;
                 }
                 if s != dir.stamp || hot || full {
                     let relist = s != dir.stamp;
                     dir.stamp = s;
-                    refresh_dir(target, repo.idx, &path, dir, Kind::Manifest, relist, hot || full, state);
+                    refresh_dir(
+                        target,
+                        repo.idx,
+                        &path,
+                        dir,
+                        Kind::Manifest,
+                        relist,
+                        hot || full,
+                        state,
+                    );
                 }
             }
         }
@@ -428,7 +461,9 @@ fn mirror_files(repos: &[PathBuf]) -> Vec<PathBuf> {
             if names.iter().any(|n| n.as_deref() == Some(master.as_str())) {
                 continue;
             }
-            let Some(parent) = repo.parent() else { continue };
+            let Some(parent) = repo.parent() else {
+                continue;
+            };
             let candidate = parent.join(&master);
             if repo_name(&candidate).as_deref() == Some(master.as_str()) {
                 out.push(candidate.join("profiles/thirdpartymirrors"));
@@ -622,7 +657,10 @@ fn apply(target: &dyn Target, repo: u8, changes: Vec<Change>, state: &mut PassSt
             }
             names.sort_unstable();
             names.dedup();
-            before = names.into_iter().map(|id| (id, d.fingerprint(id))).collect();
+            before = names
+                .into_iter()
+                .map(|id| (id, d.fingerprint(id)))
+                .collect();
         }
         let mut touched = Vec::new();
         for (old, new) in &changes {
@@ -752,4 +790,3 @@ fn rebuild(shared: &Shared, old_tracker: Tracker, options: &RepoOptions) -> Trac
     });
     tracker
 }
-

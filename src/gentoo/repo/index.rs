@@ -76,7 +76,7 @@ use std::time::Duration;
 use super::digest::Digests;
 use super::md5_cache::Restrict;
 use super::mirrors::{Mirrors, split_mirror_uri};
-use super::strings::{NONE, Strings};
+use super::strings::{NONE, Strings, reserve_gently};
 use super::verify::Expected;
 
 use super::follow::{self, Tracker};
@@ -145,6 +145,8 @@ impl Distfile {
 }
 
 /// The answer to a lookup.
+// Returned once per cache miss and never stored in bulk: boxing would only cost.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
     /// The first reading of the repositories has not finished: nothing can be said.
@@ -218,7 +220,10 @@ impl Shared {
     }
 
     pub(crate) fn notify(&self, update: &Update) {
-        let listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        let listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for l in listeners.iter() {
             l(update);
         }
@@ -493,10 +498,13 @@ struct Dig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum FileData {
     /// A Manifest's `DIST` lines: (name, size, BLAKE2B, SHA512).
-    Manifest(Vec<(String, u64, Option<[u8; 64]>, Option<[u8; 64]>)>),
+    Manifest(Vec<DistLine>),
     /// An md5-cache entry: per name, its usable URLs and restriction flags.
     Md5(Vec<SrcFile>),
 }
+
+/// A Manifest `DIST` line as the index keeps it: (name, size, BLAKE2B, SHA512).
+pub(crate) type DistLine = (String, u64, Option<[u8; 64]>, Option<[u8; 64]>);
 
 /// A name in one md5-cache entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -629,8 +637,7 @@ impl Data {
     /// Whether enough strings and URLs are dead that a rebuild is worth it.
     pub(crate) fn wants_rebuild(&self) -> bool {
         let grown = self.strings.len().saturating_sub(self.strings_at_build);
-        grown > self.strings_at_build / 2 + 20_000
-            || self.dead_urls > self.urls.len() / 2 + 20_000
+        grown > self.strings_at_build / 2 + 20_000 || self.dead_urls > self.urls.len() / 2 + 20_000
     }
 
     /// Replaces the records of one file: `old` is the first record of its previous
@@ -710,6 +717,7 @@ impl Data {
                     r
                 }
                 None => {
+                    reserve_gently(&mut this.records, 1);
                     this.records.push(rec);
                     (this.records.len() - 1) as u32
                 }
@@ -732,6 +740,7 @@ impl Data {
                         self.digests[d as usize] = dig;
                         d
                     } else {
+                        reserve_gently(&mut self.digests, 1);
                         self.digests.push(dig);
                         (self.digests.len() - 1) as u32
                     };
@@ -757,12 +766,16 @@ impl Data {
                     for (dir, file) in f.urls.iter().take(usize::from(u16::MAX)) {
                         let dir = self.intern(dir);
                         let file = file.as_deref().map_or(NONE, |s| self.intern(s));
+                        reserve_gently(&mut self.urls, 1);
                         self.urls.push(Url { dir, file });
                         url_len += 1;
                     }
                     let mut flags = SRC_URI;
-                    for (on, bit) in [(f.fetch, R_FETCH), (f.mirror, R_MIRROR), (f.primary, R_PRIMARY)]
-                    {
+                    for (on, bit) in [
+                        (f.fetch, R_FETCH),
+                        (f.mirror, R_MIRROR),
+                        (f.primary, R_PRIMARY),
+                    ] {
                         if on {
                             flags |= bit;
                         }
@@ -836,7 +849,16 @@ impl Data {
     pub(crate) fn fingerprint(&self, id: u32) -> u64 {
         let Some(m) = self.merge(id) else { return 0 };
         let mut h = DefaultHasher::new();
-        (m.size, m.dig, m.conflict, m.fetch, m.mirror, m.primary, m.in_src_uri).hash(&mut h);
+        (
+            m.size,
+            m.dig,
+            m.conflict,
+            m.fetch,
+            m.mirror,
+            m.primary,
+            m.in_src_uri,
+        )
+            .hash(&mut h);
         for u in &m.urls {
             self.strings.get(u.dir).hash(&mut h);
             (u.file != NONE).hash(&mut h);
@@ -1037,8 +1059,18 @@ mod tests {
         let mut d = Data::default();
         d.mirrors.merge("gnu https://m1/gnu https://m2/gnu/\n");
         let mut touched = Vec::new();
-        let gentoo = d.replace_file(0, NONE, Some(&manifest(&[("x.tar.gz", 10, 1)])), &mut touched);
-        let overlay = d.replace_file(1, NONE, Some(&manifest(&[("x.tar.gz", 11, 2)])), &mut touched);
+        let gentoo = d.replace_file(
+            0,
+            NONE,
+            Some(&manifest(&[("x.tar.gz", 10, 1)])),
+            &mut touched,
+        );
+        let overlay = d.replace_file(
+            1,
+            NONE,
+            Some(&manifest(&[("x.tar.gz", 11, 2)])),
+            &mut touched,
+        );
         let e1 = d.replace_file(
             0,
             NONE,
@@ -1048,7 +1080,9 @@ mod tests {
         let _e2 = d.replace_file(
             1,
             NONE,
-            Some(&md5("RESTRICT=mirror\nSRC_URI=https://o/v1.tgz -> x.tar.gz\n")),
+            Some(&md5(
+                "RESTRICT=mirror\nSRC_URI=https://o/v1.tgz -> x.tar.gz\n",
+            )),
             &mut touched,
         );
         let x = d.distfile("x.tar.gz").unwrap();
@@ -1069,7 +1103,12 @@ mod tests {
 
         // The overlay's Manifest is fixed, the Gentoo entry removed.
         let fp = d.fingerprint(d.find("x.tar.gz").unwrap());
-        d.replace_file(1, overlay, Some(&manifest(&[("x.tar.gz", 10, 1)])), &mut touched);
+        d.replace_file(
+            1,
+            overlay,
+            Some(&manifest(&[("x.tar.gz", 10, 1)])),
+            &mut touched,
+        );
         d.replace_file(0, e1, None, &mut touched);
         let x = d.distfile("x.tar.gz").unwrap();
         assert!(!x.conflict);
@@ -1080,7 +1119,10 @@ mod tests {
         d.replace_file(0, gentoo, None, &mut touched);
         assert!(d.distfile("x.tar.gz").is_some());
         let stats = d.stats();
-        assert_eq!((stats.names, stats.manifest_names, stats.records), (1, 1, 2));
+        assert_eq!(
+            (stats.names, stats.manifest_names, stats.records),
+            (1, 1, 2)
+        );
         assert_eq!(d.distfile("nope"), None);
     }
 
@@ -1092,7 +1134,9 @@ mod tests {
         d.replace_file(
             0,
             NONE,
-            Some(&md5("RESTRICT=primaryuri\nSRC_URI=mirror://sf/p/a.zip https://h/a.zip\n")),
+            Some(&md5(
+                "RESTRICT=primaryuri\nSRC_URI=mirror://sf/p/a.zip https://h/a.zip\n",
+            )),
             &mut t,
         );
         let a = d.distfile("a.zip").unwrap();

@@ -132,13 +132,24 @@ mod tests {
         let m = parse(&text);
         assert_eq!(m.malformed, 4);
         let got: Vec<(&str, u64)> = m.dists.iter().map(|d| (d.name, d.size)).collect();
-        assert_eq!(got, vec![("a.tar.gz", 6), ("f.tar.gz", 0)], "last line wins");
+        assert_eq!(
+            got,
+            vec![("a.tar.gz", 6), ("f.tar.gz", 0)],
+            "last line wins"
+        );
         assert!(m.dists[1].digests.is_empty());
     }
 
     #[test]
     fn never_panics() {
-        for s in ["", "DIST", "DIST  ", "DIST a 1 B", "DIST a 99999999999999999999", "\0"] {
+        for s in [
+            "",
+            "DIST",
+            "DIST  ",
+            "DIST a 1 B",
+            "DIST a 99999999999999999999",
+            "\0",
+        ] {
             let _ = parse(s);
         }
     }

@@ -272,8 +272,22 @@ _md5_=0b5f2a0f0cfa0b0f0e1b0d1c1a1b1c1d
     #[test]
     fn never_panics_on_odd_input() {
         for s in [
-            "", "->", "-> ->", "(", ")", "( ) ) (", "a? b?", "/", "//", "x:", "x:/", "\0",
-            "é -> ü", "https://é/ü -> ", "fetch+", "mirror+->",
+            "",
+            "->",
+            "-> ->",
+            "(",
+            ")",
+            "( ) ) (",
+            "a? b?",
+            "/",
+            "//",
+            "x:",
+            "x:/",
+            "\0",
+            "é -> ü",
+            "https://é/ü -> ",
+            "fetch+",
+            "mirror+->",
         ] {
             let _ = parse_src_uri(s);
             let _ = parse_restrict(s);

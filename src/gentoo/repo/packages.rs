@@ -96,7 +96,13 @@ pub fn parse(text: &str) -> Index<'_> {
 }
 
 fn package<'a>(fields: Vec<(&'a str, &'a str)>) -> Option<Package<'a>> {
-    let get = |key: &str| fields.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let get = |key: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    };
     let cpv = get("CPV").unwrap_or("");
     let path = match get("PATH").filter(|p| !p.is_empty()) {
         Some(p) => Cow::Borrowed(p),
@@ -179,7 +185,10 @@ BLAKE2B: 22222222222222222222222222222222222222222222222222222222222222222222222
     fn odd_inputs() {
         assert_eq!(parse(""), Index::default());
         let only_header = parse("VERSION: 0\n");
-        assert_eq!((only_header.header.len(), only_header.packages.len()), (1, 0));
+        assert_eq!(
+            (only_header.header.len(), only_header.packages.len()),
+            (1, 0)
+        );
         let no_cpv = parse("VERSION: 0\n\nSIZE: 1\n\nPATH: a/b.gpkg.tar\n");
         assert_eq!(no_cpv.packages.len(), 1);
         for s in ["\n\n\n", ":", "a:\n\n:b", "\0: \0\n\n\0"] {

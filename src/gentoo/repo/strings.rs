@@ -17,6 +17,15 @@ pub(crate) struct Strings {
     table: Vec<u32>,
 }
 
+/// Makes room for `extra` more items in `v`, growing by an eighth rather than
+/// doubling: the index is built once at its full size, and later syncs add little,
+/// so doubling would leave megabytes of capacity that no update ever fills.
+pub(crate) fn reserve_gently<T>(v: &mut Vec<T>, extra: usize) {
+    if v.len() + extra > v.capacity() {
+        v.reserve_exact(extra.max(v.capacity() / 8).max(1024));
+    }
+}
+
 /// FNV-1a, 64 bits: short keys, no need for DoS resistance (the keys come from the
 /// repository, not from clients; a client name is only looked up).
 fn hash(s: &str) -> u64 {
@@ -69,7 +78,12 @@ impl Strings {
             self.grow();
         }
         let id = self.spans.len() as u32;
+        reserve_gently(&mut self.spans, 1);
         self.spans.push((self.arena.len() as u32, s.len() as u32));
+        if self.arena.len() + s.len() > self.arena.capacity() {
+            let extra = s.len().max(self.arena.capacity() / 8).max(16 * 1024);
+            self.arena.reserve_exact(extra);
+        }
         self.arena.push_str(s);
         self.place(id);
         id

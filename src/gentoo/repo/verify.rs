@@ -156,10 +156,20 @@ impl Verifier {
         let want = self.expected.digests.blake2b.as_ref().map(|d| d.as_slice());
         compare(Algo::Blake2b, want, &blake2b, &mut checked)?;
         if let (Some(h), Some(want)) = (self.sha512, &self.expected.digests.sha512) {
-            compare(Algo::Sha512, Some(want.as_slice()), &h.finalize(), &mut checked)?;
+            compare(
+                Algo::Sha512,
+                Some(want.as_slice()),
+                &h.finalize(),
+                &mut checked,
+            )?;
         }
         if let (Some(h), Some(want)) = (self.sha1, &self.expected.digests.sha1) {
-            compare(Algo::Sha1, Some(want.as_slice()), &h.finalize(), &mut checked)?;
+            compare(
+                Algo::Sha1,
+                Some(want.as_slice()),
+                &h.finalize(),
+                &mut checked,
+            )?;
         }
         Ok(Verified {
             size: self.len,
@@ -277,7 +287,11 @@ mod tests {
         let mut wrong = Verifier::new(entry(data, true, false));
         wrong.update(b"the wrong bytes");
         match wrong.finish() {
-            Err(Mismatch::Digest { algo, expected, actual }) => {
+            Err(Mismatch::Digest {
+                algo,
+                expected,
+                actual,
+            }) => {
                 assert_eq!(algo, Algo::Blake2b);
                 assert_ne!(expected, actual);
             }
@@ -290,7 +304,13 @@ mod tests {
         let mut v = Verifier::new(e);
         v.update(data);
         let err = v.finish().unwrap_err();
-        assert!(matches!(err, Mismatch::Digest { algo: Algo::Sha512, .. }));
+        assert!(matches!(
+            err,
+            Mismatch::Digest {
+                algo: Algo::Sha512,
+                ..
+            }
+        ));
         assert!(err.to_string().starts_with("SHA512 "), "{err}");
 
         // A binhost entry: SIZE and SHA1 only.
@@ -299,6 +319,12 @@ mod tests {
         e.digests.sha1 = Some([1; 20]);
         let mut v = Verifier::new(e);
         v.update(data);
-        assert!(matches!(v.finish(), Err(Mismatch::Digest { algo: Algo::Sha1, .. })));
+        assert!(matches!(
+            v.finish(),
+            Err(Mismatch::Digest {
+                algo: Algo::Sha1,
+                ..
+            })
+        ));
     }
 }
