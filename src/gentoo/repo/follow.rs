@@ -790,3 +790,61 @@ fn rebuild(shared: &Shared, old_tracker: Tracker, options: &RepoOptions) -> Trac
     });
     tracker
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gentoo::repo::synth::{self, Spec};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_rebuild_swaps_in_fresh_data_and_reports_only_what_changed() {
+        let root = std::env::temp_dir().join(format!("pc-follow-rebuild-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let spec = Spec {
+            entries: 200,
+            dists: 400,
+            categories: 5,
+            seed: 3,
+        };
+        let summary = synth::generate(&root, &spec).unwrap();
+        let options = RepoOptions::default();
+        let shared = Shared::new();
+        let mut tracker = Tracker::new(std::slice::from_ref(&root), &options).unwrap();
+        tracker.first_pass(&shared);
+        shared.set_ready();
+        let told: Arc<Mutex<Vec<Update>>> = Arc::default();
+        let sink = told.clone();
+        shared.listeners_push(Box::new(move |u: &Update| {
+            sink.lock().unwrap().push(u.clone())
+        }));
+        let generation = shared.read().generation;
+        let old_name = summary.names[0].clone();
+        let old_gen = {
+            let d = shared.read();
+            d.gen_of(d.find(&old_name).unwrap())
+        };
+
+        let new = synth::bump(&root, &summary, 3, 9).unwrap();
+        let tracker = rebuild(&shared, tracker, &options);
+        assert_eq!(tracker.rebuilds, 1);
+        let updates = told.lock().unwrap().clone();
+        assert_eq!(updates.len(), 1);
+        let mut names = updates[0].names.clone();
+        names.sort();
+        let mut want = new.clone();
+        want.sort();
+        assert_eq!(names, want, "only the new names are reported");
+        let d = shared.read();
+        assert_eq!(d.generation, generation + 1);
+        assert_eq!(
+            d.gen_of(d.find(&old_name).unwrap()),
+            old_gen,
+            "unchanged keeps its generation"
+        );
+        assert_eq!(d.gen_of(d.find(&new[0]).unwrap()), generation + 1);
+        assert!(!d.wants_rebuild());
+        drop(d);
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

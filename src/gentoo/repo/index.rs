@@ -191,7 +191,7 @@ pub struct IndexStats {
     pub rebuilds: u64,
 }
 
-type Listener = Box<dyn Fn(&Update) + Send + Sync>;
+pub(crate) type Listener = Box<dyn Fn(&Update) + Send + Sync>;
 
 /// A flag and a condition variable for the follower thread.
 #[derive(Default)]
@@ -217,6 +217,13 @@ impl Shared {
     pub(crate) fn with_data<R>(&self, f: impl FnOnce(&mut Data) -> R) -> R {
         let mut guard = self.data.write().unwrap_or_else(PoisonError::into_inner);
         f(&mut guard)
+    }
+
+    pub(crate) fn listeners_push(&self, listener: Listener) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener);
     }
 
     pub(crate) fn notify(&self, update: &Update) {
@@ -373,13 +380,10 @@ impl RepoIndex {
     }
 
     /// Calls `listener` after every change, on the index's thread, with the names
-    /// added or changed (see [`Update`]). Keep it short: the next poll waits for it.
+    /// added or changed (see [`Update`]). Keep it short: the next poll waits for it;
+    /// and do not register another listener from inside one (it would deadlock).
     pub fn on_update(&self, listener: impl Fn(&Update) + Send + Sync + 'static) {
-        self.shared
-            .listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Box::new(listener));
+        self.shared.listeners_push(Box::new(listener));
     }
 
     /// Asks the follower thread to check for changes now rather than at its next
@@ -434,7 +438,7 @@ impl Drop for RepoIndex {
 }
 
 impl Shared {
-    fn new() -> Shared {
+    pub(crate) fn new() -> Shared {
         Shared {
             data: RwLock::new(Data::default()),
             ready: AtomicBool::new(false),
@@ -1124,6 +1128,19 @@ mod tests {
             (1, 1, 2)
         );
         assert_eq!(d.distfile("nope"), None);
+    }
+
+    #[test]
+    fn nothing_is_said_before_the_first_reading() {
+        let index = RepoIndex {
+            shared: Arc::new(Shared::new()),
+            thread: None,
+        };
+        assert_eq!(index.lookup("a.tar.gz"), Lookup::NotReady);
+        assert_eq!(index.in_manifest("a.tar.gz"), None);
+        assert_eq!(index.generation_of("a.tar.gz"), None);
+        assert!(!index.wait_ready(Duration::from_millis(20)));
+        assert!(!index.stats().ready);
     }
 
     #[test]

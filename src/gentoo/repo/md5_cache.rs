@@ -295,7 +295,7 @@ _md5_=0b5f2a0f0cfa0b0f0e1b0d1c1a1b1c1d
         }
         // A deterministic byte soup.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let alphabet = b" ()?!|->/:+abcfhimoprstu.\n=";
+        let alphabet = b" ()?!|->/:+abcfhimoprstu.\n=#DIST0123456789";
         for _ in 0..2000 {
             let mut s = String::new();
             for _ in 0..(x % 40) {
@@ -308,6 +308,11 @@ _md5_=0b5f2a0f0cfa0b0f0e1b0d1c1a1b1c1d
                 assert!(!item.name.is_empty() && !item.name.contains('/'));
             }
             let _ = parse_entry(&s);
+            // The other parsers get the same soup.
+            let _ = super::super::manifest::parse(&format!("DIST {s}"));
+            let _ = super::super::packages::parse(&s.replace('=', ": "));
+            let _ = super::super::mirrors::parse(&s);
+            let _ = super::super::mirrors::Mirrors::new().expand(&s);
         }
     }
 }
