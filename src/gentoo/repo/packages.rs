@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 
 use super::digest::{Digests, from_hex};
+use super::verify::Expected;
 
 /// One package block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +37,15 @@ pub struct Package<'a> {
 }
 
 impl Package<'_> {
+    /// What a download of this package must match (`SIZE` and the digests given;
+    /// `MD5` is not checked).
+    pub fn expected(&self) -> Expected {
+        Expected {
+            size: self.size,
+            digests: self.digests.clone(),
+        }
+    }
+
     /// The value of `key` in this block.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
@@ -173,6 +183,7 @@ BLAKE2B: 22222222222222222222222222222222222222222222222222222222222222222222222
         assert_eq!(zstd.digests.sha1.map(|d| d[1]), Some(0x11));
         assert_eq!(zstd.md5.map(|d| d[0]), Some(0x01));
         assert_eq!(zstd.get("EAPI"), Some("8"));
+        assert_eq!(zstd.expected().size, Some(716_800));
         let which = &index.packages[1];
         assert_eq!(which.path, "sys-apps/which-2.21.tbz2", "portage's fallback");
         assert_eq!((which.size, which.digests.is_empty()), (None, true));
