@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use log::{debug, info, warn};
 
-use super::index::{Data, FileData, RepoOptions, Shared, Update};
+use super::index::{RepoOptions, Shared, Update};
 use super::mirrors::Mirrors;
+use super::records::{Data, FileData};
 use super::strings::NONE;
 
 /// Where a pass puts what it reads: the shared index, or a private one being rebuilt.

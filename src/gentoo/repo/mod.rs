@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod md5_cache;
 pub mod mirrors;
 pub mod packages;
+mod records;
 mod strings;
 #[doc(hidden)]
 pub mod synth;
