@@ -21,6 +21,7 @@ mod faults;
 mod field_faults;
 mod framework;
 mod gentoo;
+mod gentoo_repo;
 mod hostile;
 mod http_semantics;
 mod keepalive;
