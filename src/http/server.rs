@@ -13,11 +13,10 @@
 //!   timeout, which would end its accept loop; a keeper thread connects to the listener
 //!   more often than that, and if the loop dies anyway (say `accept()` failed with
 //!   EMFILE) the pump starts a new tiny_http server on the same listener.
-//! - tiny_http's connection pool can leave part of a burst of new connections queued
-//!   until another connection closes; the pump nudges the keeper on the first request
-//!   of each connection that stays open, and the keeper's short connections free the
-//!   queued ones
-//!   ([`super::keeper`]).
+//! - tiny_http 0.12's connection pool could leave part of a burst of new connections
+//!   queued until another connection closed (behind nginx `keepalive`: answers 15–60 s
+//!   late); the vendored tiny_http fixes it at its source
+//!   (`vendor/tiny_http/PATCHED.md`).
 //! - The pump hands each request to the most recently idle worker ([`super::pool`]);
 //!   workers call the handler (a panic becomes a 500),
 //!   and write the response themselves through `Request::into_writer`, so this crate
@@ -35,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
-use super::keeper::{Keeper, NewConnections};
+use super::keeper::Keeper;
 use super::path;
 use super::pool::{Pool, Worker};
 use super::response::Held;
@@ -281,18 +280,14 @@ impl Server {
             workers.push(handle);
         }
         let (keeper, keeper_thread) = Keeper::spawn(self.local_addr, shared.config.idle_timeout)?;
-        let result = pump(
-            &self.listener,
-            &pool,
-            &self.shutdown,
-            &keeper,
-            shared.config.idle_timeout,
-        );
+        let result = pump(&self.listener, &pool, &self.shutdown);
         self.shutdown.shutdown();
         keeper.stop();
         pool.close();
         drop(self.listener);
-        let _ = keeper_thread.join();
+        if let Some(k) = keeper_thread {
+            let _ = k.join();
+        }
         let since = self.shutdown.requested_at().unwrap_or_else(Instant::now);
         let deadline = since + shared.config.shutdown_grace;
         for w in workers {
@@ -390,24 +385,21 @@ fn pump(
     listener: &TcpListener,
     pool: &Arc<Pool<Job>>,
     shutdown: &ShutdownHandle,
-    keeper: &Keeper,
-    idle: Duration,
 ) -> io::Result<()> {
     let mut backoff = Duration::from_millis(10);
     loop {
         let tiny = tiny_http::Server::from_listener(listener.try_clone()?, None)
             .map_err(|e| io::Error::other(format!("cannot start the acceptor: {e}")))?;
-        match forward(&tiny, pool, shutdown, keeper, idle) {
+        match forward(&tiny, pool, shutdown) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 // The accept loop ended; connections it accepted may still send
                 // requests, so keep draining them while a new loop takes over.
                 warn!("accepting connections failed ({e}); restarting the acceptor");
-                let (pool, stop, keeper) = (pool.clone(), shutdown.clone(), keeper.clone());
-                thread::Builder::new().name("drain".into()).spawn(move || {
-                    let drain = || forward(&tiny, &pool, &stop, &keeper, idle);
-                    while drain().is_err() {}
-                })?;
+                let (pool, stop) = (pool.clone(), shutdown.clone());
+                thread::Builder::new()
+                    .name("drain".into())
+                    .spawn(move || while forward(&tiny, &pool, &stop).is_err() {})?;
                 if shutdown.wait(backoff) {
                     return Ok(());
                 }
@@ -417,31 +409,21 @@ fn pump(
     }
 }
 
-/// Forwards requests from one tiny_http server; `Err` when its accept loop died. The
-/// first request of each connection that stays open nudges the keeper, which frees any
-/// connection tiny_http queued behind it ([`super::keeper`]). (After a last request,
-/// tiny_http's thread is free at once and takes a queued connection itself.)
+/// Forwards requests from one tiny_http server; `Err` when its accept loop died.
 fn forward(
     tiny: &tiny_http::Server,
     pool: &Pool<Job>,
     shutdown: &ShutdownHandle,
-    keeper: &Keeper,
-    idle: Duration,
 ) -> io::Result<()> {
     let tick = Duration::from_millis(200);
-    let mut connections = NewConnections::new(idle);
     while !shutdown.is_shutdown() {
         let Some(request) = tiny.recv_timeout(tick)? else {
             continue;
         };
-        let received = Instant::now();
-        if let Some(peer) = request.remote_addr()
-            && connections.first_request(*peer, received)
-            && stays_open(&request)
-        {
-            keeper.nudge();
-        }
-        let job = Job { request, received };
+        let job = Job {
+            request,
+            received: Instant::now(),
+        };
         if pool.dispatch(job, || shutdown.is_shutdown()).is_err() {
             return Ok(());
         }
@@ -708,16 +690,6 @@ fn version_of(rq: &tiny_http::Request) -> Version {
     } else {
         Version::Http11
     }
-}
-
-/// Whether tiny_http reads another request on `rq`'s connection after it.
-fn stays_open(rq: &tiny_http::Request) -> bool {
-    let connection = rq
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Connection"))
-        .map(|h| h.value.as_str());
-    wants_keep_alive(version_of(rq), connection)
 }
 
 /// tiny_http's own rule for whether it reads another request on the connection, from
