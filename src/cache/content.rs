@@ -131,9 +131,11 @@ impl Content {
                 reader: Box::new(Window::new(body, start - offset, len)),
                 len,
             },
+            // Never asked for (the range request started at the client's first
+            // byte); if it were, the answer must break visibly, not be short.
             Inner::Ranged { .. } => Slice::Stream {
-                reader: Box::new(io::Cursor::new(Vec::new())),
-                len: Some(len.unwrap_or(1).max(1)),
+                reader: Box::new(Unavailable),
+                len,
             },
             Inner::Headers => Slice::Headers { len },
         }
@@ -149,6 +151,15 @@ impl fmt::Debug for Content {
             Inner::Ranged { .. } => "Content::Ranged",
             Inner::Headers => "Content::Headers",
         })
+    }
+}
+
+/// A reader for bytes this content does not have: every read fails.
+struct Unavailable;
+
+impl Read for Unavailable {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::other("bytes before the start of a ranged answer"))
     }
 }
 

@@ -70,13 +70,7 @@ impl Algo {
             Algo::Sha512 => Sha512::digest(data).to_vec(),
             Algo::Sha256 => Sha256::digest(data).to_vec(),
         };
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(bytes.len() * 2);
-        for b in bytes {
-            out.push(DIGITS[usize::from(b >> 4)] as char);
-            out.push(DIGITS[usize::from(b & 15)] as char);
-        }
-        out
+        super::repo::digest::to_hex(&bytes)
     }
 }
 
