@@ -6,7 +6,9 @@
 //!   fresh or revalidate, join or start a download, stale-if-error, pass-through.
 //! - [`status`]: [`CacheStatus`], how a request was served (`X-Cache`, log, metrics).
 //! - [`content`]: the bytes of an answer, as slices ready to send.
-//! - [`policy`]: which files change in place, and when to ask about them again.
+//! - [`policy`]: which files change in place, and when to ask about them again;
+//!   [`generations`]: the rules by which a repository's anchor and members are served
+//!   from one generation.
 //! - [`fetch`]: running downloads, one per entry across threads and processes.
 //! - [`flight`]: downloads in progress, shared by every client that wants the same file.
 //! - [`tee`]: the download loop (upstream → disk → every waiting client) and the reader
@@ -27,6 +29,7 @@ pub mod fetch;
 pub mod flight;
 mod forward;
 pub mod front;
+pub mod generations;
 pub mod index;
 mod pinned;
 pub mod policy;
