@@ -13,7 +13,8 @@
 //! - [`flight`]: downloads in progress, shared by every client that wants the same file.
 //! - [`tee`]: the download loop (upstream → disk → every waiting client) and the reader
 //!   each client streams from.
-//! - [`upstream`]: the ureq client and ordered failover over the sources; [`proxy`]
+//! - [`upstream`]: the ureq client and ordered failover over the sources, each
+//!   serving every path or those below a prefix ([`prefix`]); [`proxy`]
 //!   picks each source's proxy; [`tls`]: the trust store for https sources.
 //!   Under the ureq agents, `transport` chains the connections, `forward` sends
 //!   `http://` requests to a proxy in absolute form and `pinned` accepts self-signed
@@ -33,6 +34,7 @@ pub mod generations;
 pub mod index;
 mod pinned;
 pub mod policy;
+pub mod prefix;
 pub mod proxy;
 pub mod status;
 pub mod store;
