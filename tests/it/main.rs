@@ -28,6 +28,7 @@ mod http_semantics;
 mod keepalive;
 mod miss_and_hit;
 mod operations;
+mod prefixes;
 mod properties;
 mod shard;
 mod slow_clients;
