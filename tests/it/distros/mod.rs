@@ -20,6 +20,7 @@ mod gpg;
 mod origin;
 mod pacman;
 mod repo;
+mod together;
 mod tool;
 
 use std::time::Duration;
@@ -154,8 +155,16 @@ impl Checks {
         self.failures.push(what);
     }
 
-    /// Panics with every failure and the transcript of every sync, if anything failed.
+    /// Panics with every failure and the transcript of every sync, if anything failed;
+    /// otherwise prints the transcript (shown with `--nocapture`).
     fn finish(self) {
+        if self.failures.is_empty() {
+            eprintln!(
+                "{}: what the clients printed:\n{}",
+                self.scenario,
+                self.transcript.join("\n")
+            );
+        }
         assert!(
             self.failures.is_empty(),
             "{}: {} failure(s):\n{}\n\nwhat the clients printed:\n{}",
