@@ -2,7 +2,7 @@
 //! so that one instance serves several distributions' mirrors (`/debian`,
 //! `/archlinux`, `/fedora`…). A plain `--source URL` has no prefix: it serves every
 //! path no prefix claims (it behaves as the prefix `/`). Which sources a request goes
-//! to is decided by the mirror ([`crate::mirror::route`]); this module reads and
+//! to is decided by the mirror ([`crate::mirror::route()`]); this module reads and
 //! checks the flag's value.
 
 use super::Error;

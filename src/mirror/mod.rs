@@ -6,7 +6,7 @@
 //! [`CacheStatus`] for the values), and the same value travels to the metrics as a
 //! response extension.
 //!
-//! Each request goes to the sources [`route`] picks: those of the longest
+//! Each request goes to the sources [`route()`] picks: those of the longest
 //! `--source /PREFIX=URL` prefix it is below (asked without the prefix), else the
 //! plain sources; a path no source serves is 404. For the plain sources, requests
 //! below `/distfiles/` are mapped to one entry per file whatever their form (see
