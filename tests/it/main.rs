@@ -21,6 +21,7 @@ mod failover;
 mod faults;
 mod field_faults;
 mod framework;
+mod generations;
 mod gentoo;
 mod gentoo_repo;
 mod hostile;
