@@ -73,13 +73,15 @@ struct Args {
     #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
     send_timeout: Option<Duration>,
 
-    /// a file that changes in place, besides layout.conf, Packages, *-latest.* and
-    /// latest-*.txt; a glob on the name, or on the path if it has a / (repeatable)
+    /// a file that changes in place, besides the built-in table (the indexes of Debian,
+    /// Arch, RPM, Alpine, FreeBSD and Gentoo repositories), revalidated on its own; a
+    /// glob on the name, or on the path if it has a / (repeatable)
     #[argh(option, arg_name = "GLOB")]
     mutable: Vec<String>,
 
-    /// seconds a copy of a file that changes in place is served before asking the
-    /// source again (default 60)
+    /// seconds a repository's anchor (InRelease, core.db, repomd.xml, Packages…), or a
+    /// file that changes in place on its own, is served before asking the source
+    /// again; its members are served from its generation (default 60)
     #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
     mutable_ttl: Option<Duration>,
 
