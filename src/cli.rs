@@ -13,7 +13,6 @@ use argh::FromArgs;
 
 use crate::cache::cull::CullOptions;
 use crate::cache::policy::Glob;
-use crate::cache::upstream::check_source;
 use crate::config::Config;
 use crate::http::access::Cidr;
 
@@ -24,7 +23,9 @@ use crate::http::access::Cidr;
 #[argh(help_triggers("-h", "--help"))]
 struct Args {
     /// upstream mirror URL, tried in order; repeat for more (default
-    /// https://distfiles.gentoo.org)
+    /// https://distfiles.gentoo.org); /PREFIX=URL serves only the paths below /PREFIX
+    /// (asked without it; the longest prefix wins), e.g.
+    /// /debian=http://deb.debian.org/debian
     #[argh(option, arg_name = "URL")]
     source: Vec<String>,
 
@@ -72,13 +73,15 @@ struct Args {
     #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
     send_timeout: Option<Duration>,
 
-    /// a file that changes in place, besides layout.conf, Packages, *-latest.* and
-    /// latest-*.txt; a glob on the name, or on the path if it has a / (repeatable)
+    /// a file that changes in place, besides the built-in table (the indexes of Debian,
+    /// Arch, RPM, Alpine, FreeBSD and Gentoo repositories), revalidated on its own; a
+    /// glob on the name, or on the path if it has a / (repeatable)
     #[argh(option, arg_name = "GLOB")]
     mutable: Vec<String>,
 
-    /// seconds a copy of a file that changes in place is served before asking the
-    /// source again (default 60)
+    /// seconds a repository's anchor (InRelease, core.db, repomd.xml, Packages…), or a
+    /// file that changes in place on its own, is served before asking the source
+    /// again; its members are served from its generation (default 60)
     #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
     mutable_ttl: Option<Duration>,
 
@@ -228,7 +231,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         )));
     }
     for s in &parsed.source {
-        check_source(s).map_err(|e| UsageError(format!("--source {e}")))?;
+        crate::cache::prefix::parse(s).map_err(|e| UsageError(format!("--source {e}")))?;
     }
     for g in &parsed.mutable {
         Glob::new(g).map_err(|e| UsageError(format!("--mutable {e}")))?;
@@ -463,6 +466,38 @@ mod tests {
         assert!(err("--threads 0").contains("'--threads' with value '0'"));
         assert!(err("--bogus").contains("--bogus"));
         assert!(err("--mutable /abs").starts_with("--mutable /abs: "));
+        assert_eq!(
+            err("--source /de/../bian=http://a"),
+            "--source /de/../bian=http://a: the prefix is not a clean absolute path \
+             (an empty, . or .. segment, or a \\)"
+        );
+        assert_eq!(
+            err("--source /debian=ftp://a"),
+            "--source /debian=ftp://a: not an http:// or https:// URL"
+        );
+        assert!(err("--source debian=http://a").contains("starts with /"));
+    }
+
+    #[test]
+    fn prefixed_and_plain_sources_keep_their_order() {
+        let c = config(
+            "--source http://gentoo --source /debian=http://deb --source=/arch/=http://arch \
+             --source /debian=http://deb2",
+        );
+        assert_eq!(
+            c.sources,
+            [
+                "http://gentoo",
+                "/debian=http://deb",
+                "/arch/=http://arch",
+                "/debian=http://deb2"
+            ]
+        );
+        // Only prefixed sources: no default source for the other paths.
+        assert_eq!(
+            config("--source /debian=http://deb").effective_sources(),
+            ["/debian=http://deb"]
+        );
     }
 
     #[test]

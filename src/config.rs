@@ -13,7 +13,9 @@ pub const DEFAULT_SOURCE: &str = "https://distfiles.gentoo.org";
 /// Everything needed to run a package-cache server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Upstream mirrors, tried in order. Empty means [`DEFAULT_SOURCE`].
+    /// Upstream mirrors, tried in order. Empty means [`DEFAULT_SOURCE`]. `/PREFIX=URL`
+    /// serves only the paths below `/PREFIX` (see [`crate::cache::prefix`]); with only
+    /// such sources, other paths have none.
     pub sources: Vec<String>,
     /// Host name or address to listen on.
     pub host: String,

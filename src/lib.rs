@@ -12,12 +12,15 @@
 //! - [`proto`]: the vocabulary the framework and the cache share (HTTP dates, request
 //!   paths, CIDR ranges, reason phrases).
 //! - [`cache`]: the cache behind one door, [`cache::Cache::get`]: store, LRU index,
-//!   sources, coalesced downloads, freshness; never imports [`http`].
+//!   sources (each serving every path, or those below a `--source /PREFIX=URL`),
+//!   coalesced downloads, freshness by repository generation; never imports [`http`].
 //! - [`gentoo`]: GLEP 75 layouts and the distfile mapping.
 //! - [`repos`]: which files of each repository format (Debian, Arch, RPM, Alpine,
-//!   FreeBSD, Gentoo) change in place, and the anchor of each generation.
-//! - [`mirror`]: the handler: request → [`mirror::Target`] → [`cache::Query`] →
-//!   [`cache::Answer`] → [`http::Response`].
+//!   FreeBSD, Gentoo) change in place, and the anchor of each generation: the one
+//!   table the cache's freshness rules ([`cache::generations`]) follow.
+//! - [`mirror`]: the handler: request → [`mirror::route()`] (which sources serve the
+//!   path) → [`mirror::Target`] → [`cache::Query`] → [`cache::Answer`] →
+//!   [`http::Response`].
 //! - [`status`], [`metrics`]: `/-/status` and `/-/metrics`, fed by the server's observer
 //!   and the cache's [`cache::CacheStatus`].
 //! - [`cli`] → [`config`] → [`app`]: flags, defaults (written once in
@@ -32,7 +35,9 @@
 //!    most recently idle worker (`http::pool`), which decodes and checks the path once
 //!    ([`proto::path::parse_target`]) and calls the [`http::Router`]: `/` →
 //!    [`http::access::Allow`] → [`mirror::Mirror`].
-//! 2. [`mirror::target`] maps it to the entry `distfiles/0a/MooseX-OneArgNew-0.007.tar.gz`
+//! 2. [`mirror::route()`] finds no `--source /PREFIX=URL` claiming the path: the plain
+//!    sources serve it. [`mirror::target`] maps it to the entry
+//!    `distfiles/0a/MooseX-OneArgNew-0.007.tar.gz`
 //!    (plus the flat path as an alternate); [`mirror::want`] reads the range and
 //!    conditions; the handler asks [`cache::Cache::get`] once.
 //! 3. The cache finds no file ([`cache::store::Store::lookup`]) and calls
@@ -66,7 +71,10 @@
 //! ([`cache::Slice::File`]) with [`cache::CacheStatus::Hit`]. The worker sends it with
 //! the headers in one write when small, with `sendfile(2)` when large. A file that
 //! changes in place (`Packages`, `*-latest.*`) past its TTL takes one conditional
-//! request first (`REVALIDATED`, or `STALE` when every source fails).
+//! request first (`REVALIDATED`, or `STALE` when every source fails): the TTL applies
+//! to a repository's anchor (`InRelease`, `core.db`, `Packages`, `*-latest.*`), and
+//! its members (`Packages.xz`, `core.db.sig`) are served from the anchor's
+//! generation, confirmed once after a new anchor ([`cache::generations`]).
 
 #![warn(missing_docs)]
 

@@ -340,7 +340,7 @@ impl Snapshot {
             m.family(name, kind, help);
             for s in &self.sources {
                 if let Some(v) = value(s) {
-                    m.sample(&[("source", &s.health.url)], v);
+                    m.sample(&source_labels(s), v);
                 }
             }
         }
@@ -401,6 +401,16 @@ impl Snapshot {
             c.evicted_bytes as f64,
         );
     }
+}
+
+/// A source's labels: `source` (its URL), and `prefix` (the path prefix it serves)
+/// for a `--source /PREFIX=URL`; a plain source has no `prefix` label.
+fn source_labels(s: &SourceStats) -> Vec<(&'static str, &str)> {
+    let mut labels = vec![("source", s.health.url.as_str())];
+    if let Some(p) = &s.health.prefix {
+        labels.push(("prefix", p));
+    }
+    labels
 }
 
 /// A per-source value, or `None` to leave the sample out.

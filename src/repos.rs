@@ -291,13 +291,33 @@ fn split(path: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// The most segments a rule's pattern has.
+const MAX_PATTERN_SEGMENTS: usize = 8;
+
 /// The first (leftmost) start from which `pattern` matches the rest of `segments`,
 /// with the capture.
 fn find<'p>(pattern: &str, segments: &[(usize, &'p str)]) -> Option<(usize, Option<&'p str>)> {
-    let pat: Vec<&str> = pattern.split('/').collect();
-    (0..=segments.len()).find_map(|start| {
+    // On the stack: this runs for every rule on every request, most of them hits.
+    let mut buf = [""; MAX_PATTERN_SEGMENTS];
+    let mut n = 0;
+    for seg in pattern.split('/') {
+        buf[n] = seg;
+        n += 1;
+    }
+    let pat = &buf[..n];
+    // Without `**` a pattern matches exactly its number of segments, at the end: one
+    // start to try.
+    let starts = if pat.contains(&"**") {
+        0..=segments.len()
+    } else {
+        match segments.len().checked_sub(pat.len()) {
+            Some(start) => start..=start,
+            None => return None,
+        }
+    };
+    starts.into_iter().find_map(|start| {
         let mut capture = None;
-        matches_segments(&pat, &segments[start..], &mut capture).then_some((start, capture))
+        matches_segments(pat, &segments[start..], &mut capture).then_some((start, capture))
     })
 }
 
@@ -331,14 +351,19 @@ fn segment<'p>(p: &str, s: &'p str, cap: &mut Option<&'p str>) -> bool {
     let Some((inner, post)) = inner_post.split_once('}') else {
         return glob(p.as_bytes(), s.as_bytes());
     };
+    // Literal ends rule most segments out before the search for the capture.
+    let literal = |q: &str| !q.contains('*') && !q.contains("<hex>");
+    if (literal(pre) && !s.starts_with(pre)) || (literal(post) && !s.ends_with(post)) {
+        return false;
+    }
     for i in 0..=s.len() {
         if !s.is_char_boundary(i) || !glob(pre.as_bytes(), &s.as_bytes()[..i]) {
             continue;
         }
         for j in (i + 1..=s.len()).rev() {
             if s.is_char_boundary(j)
-                && glob(inner.as_bytes(), &s.as_bytes()[i..j])
                 && glob(post.as_bytes(), &s.as_bytes()[j..])
+                && glob(inner.as_bytes(), &s.as_bytes()[i..j])
             {
                 *cap = Some(&s[i..j]);
                 return true;
@@ -658,6 +683,13 @@ mod tests {
 
     #[test]
     fn patterns() {
+        for r in RULES {
+            assert!(
+                r.pattern.split('/').count() <= MAX_PATTERN_SEGMENTS,
+                "{}",
+                r.pattern
+            );
+        }
         let g = |p: &str, s: &str| glob(p.as_bytes(), s.as_bytes());
         assert!(g("*.pkg.tar.*", "a-1-1-any.pkg.tar.zst"));
         assert!(!g("*.pkg.tar.*", "a.pkg.tar"));

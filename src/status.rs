@@ -110,7 +110,8 @@ pub fn json(s: &Snapshot) -> String {
     o
 }
 
-/// `,"sources":[…]`: each source's counters and health.
+/// `,"sources":[…]`: each source's counters and health, and the path prefix it
+/// serves (`null` for a plain source).
 fn json_sources(o: &mut String, s: &Snapshot) {
     o.push_str(",\"sources\":[");
     for (i, src) in s.sources.iter().enumerate() {
@@ -122,13 +123,14 @@ fn json_sources(o: &mut String, s: &Snapshot) {
         };
         let _ = write!(
             o,
-            "{sep}{{\"url\":{},\"up\":{},\"requests\":{requests},\"failures\":{failures},\"bytes\":{bytes},\"latency_ms\":{},\"last_error\":{error},\"last_error_at\":{error_at}}}",
+            "{sep}{{\"url\":{},\"up\":{},\"requests\":{requests},\"failures\":{failures},\"bytes\":{bytes},\"latency_ms\":{},\"last_error\":{error},\"last_error_at\":{error_at},\"prefix\":{}}}",
             quote(&h.url),
             !h.down,
             h.last_latency.map_or("null".to_owned(), |l| format!(
                 "{:.1}",
                 l.as_secs_f64() * 1000.0
             )),
+            h.prefix.as_deref().map_or("null".to_owned(), quote),
         );
     }
     o.push(']');

@@ -159,7 +159,9 @@ struct Unavailable;
 
 impl Read for Unavailable {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-        Err(io::Error::other("bytes before the start of a ranged answer"))
+        Err(io::Error::other(
+            "bytes before the start of a ranged answer",
+        ))
     }
 }
 

@@ -27,6 +27,7 @@ use log::{debug, info, warn};
 
 use super::flight::{Flight, Flights, Origin, Phase, Ticket};
 use super::index::Index;
+use super::policy::Policy;
 use super::store::{Claim, Key, Lease, Meta, Store, Watch};
 use super::tee::{self, AbandonRule, CopyEnd};
 use super::upstream::{Ask, Fetched, Reply, Upstream};
@@ -132,6 +133,8 @@ pub struct Fetcher {
     store: Store,
     index: Arc<Index>,
     upstream: Arc<Upstream>,
+    /// Told of files no source has, before the flight that found out ends.
+    policy: Arc<Policy>,
     flights: Flights,
     config: FetchConfig,
     stats: FetchStats,
@@ -143,12 +146,14 @@ impl Fetcher {
         store: Store,
         index: Arc<Index>,
         upstream: Arc<Upstream>,
+        policy: Arc<Policy>,
         config: FetchConfig,
     ) -> Arc<Fetcher> {
         Arc::new(Fetcher {
             store,
             index,
             upstream,
+            policy,
             flights: Flights::default(),
             config,
             stats: FetchStats::default(),
@@ -333,7 +338,13 @@ impl Fetcher {
             Err(e) => {
                 debug!("{e}");
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                flight.finish(Phase::Failed(Arc::new(e)));
+                let e = Arc::new(e);
+                if e.nowhere() {
+                    // Remembered before anyone can see the flight end, so a request
+                    // arriving right after it finds the answer, not a new download.
+                    self.policy.remember_missing(&plan.key, e.clone());
+                }
+                flight.finish(Phase::Failed(e));
                 None
             }
         }

@@ -19,6 +19,7 @@ use log::{debug, warn};
 use super::content::Content;
 use super::fetch::{FetchConfig, Fetcher, Joined, Obtained, Plan};
 use super::flight::{FlightInfo, Ticket};
+use super::generations::{Copy, Round};
 use super::index::Index;
 use super::policy::{Freshness, Policy};
 use super::store::{Entry, Key, Meta, Store};
@@ -83,7 +84,7 @@ pub struct Found {
 #[derive(Debug)]
 pub struct Cache {
     fetcher: Arc<Fetcher>,
-    policy: Policy,
+    policy: Arc<Policy>,
 }
 
 impl Cache {
@@ -91,8 +92,9 @@ impl Cache {
     /// index starts empty; [`Index::run`] (the culler) fills it.
     pub fn new(store: Store, upstream: Upstream, policy: Policy, config: FetchConfig) -> Cache {
         let index = Index::new(store.root());
+        let policy = Arc::new(policy);
         Cache {
-            fetcher: Fetcher::new(store, index, Arc::new(upstream), config),
+            fetcher: Fetcher::new(store, index, Arc::new(upstream), policy.clone(), config),
             policy,
         }
     }
@@ -111,7 +113,7 @@ impl Cache {
             }
         };
         match entry {
-            Some(entry) => match self.policy.freshness(&query.key) {
+            Some(entry) => match self.freshness(&query.key, &entry) {
                 Freshness::Fresh => self.stored(entry, CacheStatus::Hit),
                 Freshness::Revalidate => self.revalidate(query, entry),
             },
@@ -136,37 +138,66 @@ impl Cache {
         Ok(None)
     }
 
+    /// Whether the stored `entry` of `key` may be served as it is: the policy decides,
+    /// given what is on disk (a member's anchors, unless this process is downloading
+    /// them: a copy on its way is not another process's).
+    fn freshness(&self, key: &Key, entry: &Entry) -> Freshness {
+        let disk = |k: &Key| -> Option<Copy> {
+            if self.fetcher.flights().get(k).is_some() {
+                return None;
+            }
+            let e = self.fetcher.store().lookup(k).ok()??;
+            Some(Copy::from(&e))
+        };
+        self.policy.freshness(key, &Copy::from(entry), &disk)
+    }
+
+    /// The generation round a request for `key` asks the sources in.
+    fn round(&self, key: &Key) -> Round {
+        let joined = self.fetcher.flights().get(key).is_some();
+        self.policy.round(key, joined)
+    }
+
     /// Downloads a file we do not have (or joins its download).
     fn miss(&self, query: &Query<'_>) -> Answer {
+        let round = self.round(&query.key);
         let plan = self.plan(query, None);
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
-        self.settle(query, None, obtained)
+        self.settle(query, None, obtained, round)
     }
 
     /// Asks the sources whether our copy of a file that changes in place is current.
     fn revalidate(&self, query: &Query<'_>, entry: Entry) -> Answer {
-        let plan = self.plan(query, Some(entry.modified));
+        let round = self.round(&query.key);
+        let plan = self.plan(query, Some(&entry));
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
-        self.settle(query, Some(entry), obtained)
+        self.settle(query, Some(entry), obtained, round)
     }
 
     /// Turns how a download went into the answer, given the copy we hold (if any):
     /// new bytes stream; a 304 serves ours; a failure serves ours as stale (RFC 9111
     /// stale-if-error) or, with nothing held, is the answer (and, when every source
-    /// said it has no such file, is remembered for the negative TTL).
-    fn settle(&self, query: &Query<'_>, held: Option<Entry>, obtained: Obtained) -> Answer {
+    /// said it has no such file, is remembered for the negative TTL). `round` is the
+    /// generation the sources were asked in.
+    fn settle(
+        &self,
+        query: &Query<'_>,
+        held: Option<Entry>,
+        obtained: Obtained,
+        round: Round,
+    ) -> Answer {
         let key = &query.key;
         match (obtained, held) {
             (Obtained::Streaming(ticket, meta, joined), _) => {
-                self.fetched(key, &ticket, &meta);
+                self.fetched(key, &ticket, &meta, round);
                 self.streaming(ticket, meta, joined)
             }
             (Obtained::Far(ticket, meta, joined), _) => {
-                self.fetched(key, &ticket, &meta);
+                self.fetched(key, &ticket, &meta, round);
                 self.ranged(query, ticket, meta, joined)
             }
             (Obtained::NotModified, Some(entry)) => {
-                self.policy.checked(key);
+                self.policy.checked(key, Copy::from(&entry), round);
                 self.stored(entry, CacheStatus::Revalidated)
             }
             // Joined another client's revalidation of a copy that is gone now.
@@ -186,23 +217,20 @@ impl Cache {
                     _ => String::new(),
                 };
                 warn!("serving a stale copy of {}: {reason}", query.label);
-                self.policy.checked(key);
+                self.policy.kept(key, Copy::from(&entry));
                 self.stored(entry, CacheStatus::Stale)
             }
-            (Obtained::Failed(e), None) => {
-                if e.nowhere() {
-                    self.policy.remember_missing(key, e.clone());
-                }
-                Answer::Failed(e)
-            }
+            // (A download that found the file nowhere has told the negative cache.)
+            (Obtained::Failed(e), None) => Answer::Failed(e),
             (Obtained::Broken(reason), None) => failed(query, reason),
         }
     }
 
-    /// Records a new copy for the freshness rules: when, and which source's ETag.
-    fn fetched(&self, key: &Key, ticket: &Ticket, meta: &Meta) {
+    /// Records a new copy for the freshness rules: when, in which generation, and
+    /// which source's ETag.
+    fn fetched(&self, key: &Key, ticket: &Ticket, meta: &Meta, round: Round) {
         let source = ticket.flight().origin().filter(|o| o.led).map(|o| o.source);
-        self.policy.fetched(key, source, meta);
+        self.policy.fetched(key, source, meta, round);
     }
 
     /// Serves a complete file from disk, recording the use.
@@ -322,12 +350,15 @@ impl Cache {
     /// The download of `query`'s entry; conditional on the copy we hold (its
     /// Last-Modified, and each source's own ETag) when revalidating. A file that
     /// changes in place is never taken older than one served before.
-    fn plan(&self, query: &Query<'_>, held: Option<SystemTime>) -> Plan {
+    fn plan(&self, query: &Query<'_>, held: Option<&Entry>) -> Plan {
         let key = &query.key;
         let etags = match held {
-            Some(_) => self.policy.etags(key, self.upstream().sources().len()),
+            Some(e) => self
+                .policy
+                .etags(key, self.upstream().sources().len(), &Copy::from(e)),
             None => Vec::new(),
         };
+        let held: Option<SystemTime> = held.map(|e| e.modified);
         Plan {
             key: key.clone(),
             ask: Ask {

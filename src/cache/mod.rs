@@ -6,12 +6,15 @@
 //!   fresh or revalidate, join or start a download, stale-if-error, pass-through.
 //! - [`status`]: [`CacheStatus`], how a request was served (`X-Cache`, log, metrics).
 //! - [`content`]: the bytes of an answer, as slices ready to send.
-//! - [`policy`]: which files change in place, and when to ask about them again.
+//! - [`policy`]: which files change in place, and when to ask about them again;
+//!   [`generations`]: the rules by which a repository's anchor and members are served
+//!   from one generation.
 //! - [`fetch`]: running downloads, one per entry across threads and processes.
 //! - [`flight`]: downloads in progress, shared by every client that wants the same file.
 //! - [`tee`]: the download loop (upstream → disk → every waiting client) and the reader
 //!   each client streams from.
-//! - [`upstream`]: the ureq client and ordered failover over the sources; [`proxy`]
+//! - [`upstream`]: the ureq client and ordered failover over the sources, each
+//!   serving every path or those below a prefix ([`prefix`]); [`proxy`]
 //!   picks each source's proxy; [`tls`]: the trust store for https sources.
 //!   Under the ureq agents, `transport` chains the connections, `forward` sends
 //!   `http://` requests to a proxy in absolute form and `pinned` accepts self-signed
@@ -27,9 +30,11 @@ pub mod fetch;
 pub mod flight;
 mod forward;
 pub mod front;
+pub mod generations;
 pub mod index;
 mod pinned;
 pub mod policy;
+pub mod prefix;
 pub mod proxy;
 pub mod status;
 pub mod store;

@@ -2,17 +2,18 @@
 //!
 //! Almost everything a package mirror serves is immutable: a distfile's name carries
 //! its version, a dated snapshot never changes, a binary package is rebuilt under a new
-//! name. Those are kept forever without asking. A few files are rewritten in place:
+//! name. Those are kept forever without asking. Which files are rewritten in place is
+//! one table, [`crate::repos::RULES`] (repository anchors such as `InRelease`,
+//! `core.db`, `repomd.xml`, a binhost's `Packages` or `gentoo-latest.tar.xz`; their
+//! members; files standing alone such as `layout.conf`), plus whatever
+//! `--mutable GLOB` adds (standing alone).
 //!
-//! - `layout.conf` (a mirror's GLEP 75 layout),
-//! - binhost indexes `Packages` and `Packages.*`,
-//! - `*-latest.*` (e.g. `gentoo-latest.tar.xz` and its `.md5sum`),
-//! - `latest-*.txt` (release pointers under `releases/*/autobuilds/`),
-//!
-//! plus whatever `--mutable GLOB` adds. A copy of such a file is served without asking
-//! for `--mutable-ttl` seconds after it was last fetched or confirmed; after that the
-//! next request sends one conditional request (If-Modified-Since, and If-None-Match
-//! when the source gave an ETag), shared by every client asking meanwhile.
+//! When such a copy is served as it is, and when it is first confirmed with one
+//! conditional request (If-Modified-Since, and If-None-Match when the source gave an
+//! ETag) shared by every client asking meanwhile, is decided in one place,
+//! [`Policy::freshness`], by the rules of [`super::generations`]: `--mutable-ttl`
+//! applies to anchors and standalone files; members are served from their anchor's
+//! generation.
 //!
 //! Globs: `*` matches within one path segment, `**` across segments, `?` one
 //! character. A glob without `/` matches the file name; one with `/` matches the whole
@@ -23,16 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Error;
+use super::generations::{Copy, Generations, Role, Round};
 use super::store::{Key, Meta};
-
-/// The built-in mutable globs.
-pub const BUILTIN_MUTABLE: &[&str] = &[
-    "layout.conf",
-    "Packages",
-    "Packages.*",
-    "*-latest.*",
-    "latest-*.txt",
-];
+use crate::repos;
 
 /// The default for `--mutable-ttl`.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
@@ -123,11 +117,10 @@ pub enum Freshness {
     Revalidate,
 }
 
-/// What this process knows of one mutable file.
+/// What the sources said of one mutable file (when it was current, and in which
+/// generation, is in [`Generations`]).
 #[derive(Debug, Clone, Default)]
 struct Checked {
-    /// When a source last gave or confirmed our copy (or every source failed to).
-    at: Option<Instant>,
     /// Each source's ETag for it: a source is only ever sent its own.
     etags: Vec<(usize, String)>,
     /// The newest Last-Modified served: never go back behind it.
@@ -145,85 +138,124 @@ pub struct Policy {
     ttl: Duration,
     negative_ttl: Duration,
     checked: Mutex<HashMap<Key, Checked>>,
+    generations: Mutex<Generations>,
     missing: Mutex<HashMap<Key, (Instant, Arc<Error>)>>,
 }
 
 impl Policy {
-    /// The built-in globs plus `extra`, with copies trusted for `ttl`, and "no source
-    /// has it" remembered for `negative_ttl` (zero: not remembered).
+    /// The table of [`crate::repos`] plus `extra` globs (files standing alone), with
+    /// anchors and standalone copies trusted for `ttl`, and "no source has it"
+    /// remembered for `negative_ttl` (zero: not remembered).
     pub fn new(
         extra: &[String],
         ttl: Duration,
         negative_ttl: Duration,
     ) -> Result<Policy, GlobError> {
-        let mut globs: Vec<Glob> = BUILTIN_MUTABLE
+        let globs = extra
             .iter()
             .map(|g| Glob::new(g))
             .collect::<Result<_, _>>()?;
-        for g in extra {
-            globs.push(Glob::new(g)?);
-        }
         Ok(Policy {
             globs,
             ttl,
             negative_ttl,
             checked: Mutex::new(HashMap::new()),
+            generations: Mutex::new(Generations::default()),
             missing: Mutex::new(HashMap::new()),
         })
     }
 
+    /// What `key` is: the table's answer, or a standalone mutable file when only a
+    /// `--mutable` glob names it.
+    pub fn role(&self, key: &Key) -> Role {
+        match Role::of(&repos::classify(key.as_str())) {
+            Role::Immutable if self.globs.iter().any(|g| g.matches(key.as_str())) => Role::Alone,
+            role => role,
+        }
+    }
+
     /// Whether `key` names a file that changes in place.
     pub fn is_mutable(&self, key: &Key) -> bool {
-        self.globs.iter().any(|g| g.matches(key.as_str()))
+        self.role(key).is_mutable()
     }
 
-    /// Whether the copy of `key` we hold may be served as it is, or must first be
-    /// confirmed with a source: always fresh for immutable files; for a mutable file,
-    /// fresh for `ttl` after this process last fetched or confirmed it.
-    pub fn freshness(&self, key: &Key) -> Freshness {
-        if !self.is_mutable(key) {
+    /// Whether the copy of `key` on disk (`stored`) may be served as it is, or must
+    /// first be confirmed with a source: the one freshness decision (see
+    /// [`super::generations`]). Immutable files are always fresh. `disk` gives the
+    /// stored copy of another key (a member's anchors), `None` when there is none.
+    pub fn freshness(
+        &self,
+        key: &Key,
+        stored: &Copy,
+        disk: &dyn Fn(&Key) -> Option<Copy>,
+    ) -> Freshness {
+        let role = self.role(key);
+        if role == Role::Immutable {
             return Freshness::Fresh;
         }
-        let checked = lock(&self.checked);
-        let at = checked.get(key).and_then(|c| c.at);
-        if at.is_none_or(|at| at.elapsed() >= self.ttl) {
-            Freshness::Revalidate
-        } else {
-            Freshness::Fresh
+        let anchors: Vec<Option<Copy>> = match &role {
+            Role::Member { anchors, .. } => anchors.iter().map(disk).collect(),
+            _ => Vec::new(),
+        };
+        lock(&self.generations).freshness(key, &role, stored, &anchors, self.ttl, Instant::now())
+    }
+
+    /// The round a request for `key` asks the sources in, taken before asking
+    /// (`joined`: a download of it is already running).
+    pub fn round(&self, key: &Key, joined: bool) -> Round {
+        lock(&self.generations).round(&self.role(key), joined)
+    }
+
+    /// Records that a source confirmed the stored copy `stored` of `key` (a 304 to
+    /// a request asked in `round`).
+    pub fn checked(&self, key: &Key, stored: Copy, round: Round) {
+        let role = self.role(key);
+        if role.is_mutable() {
+            lock(&self.generations).confirmed(key, &role, stored, round, Instant::now());
         }
     }
 
-    /// Records that our copy of `key` is current as of now: confirmed by a source, or
-    /// kept after every source failed (so they are not asked on every request).
-    pub fn checked(&self, key: &Key) {
+    /// Records that every source failed to confirm the stored copy `stored` of `key`,
+    /// which is served anyway: not asked again for a TTL.
+    pub fn kept(&self, key: &Key, stored: Copy) {
         if self.is_mutable(key) {
-            lock(&self.checked).entry(key.clone()).or_default().at = Some(Instant::now());
+            lock(&self.generations).kept(key, stored, Instant::now());
         }
     }
 
-    /// Records a new copy of `key` from source `source` (when known) with `meta`: it is
-    /// current as of now, that source's ETag is kept for it, and nothing older than
-    /// its Last-Modified will be served after it.
-    pub fn fetched(&self, key: &Key, source: Option<usize>, meta: &Meta) {
-        if !self.is_mutable(key) {
+    /// Records a new copy of `key` from source `source` (when known) with `meta`,
+    /// asked for in `round`: it is current as of now (for an anchor, in a new
+    /// generation), that source's ETag is kept for it, and nothing older than its
+    /// Last-Modified will be served after it.
+    pub fn fetched(&self, key: &Key, source: Option<usize>, meta: &Meta, round: Round) {
+        let role = self.role(key);
+        if !role.is_mutable() {
             return;
         }
-        let mut checked = lock(&self.checked);
-        let c = checked.entry(key.clone()).or_default();
-        c.at = Some(Instant::now());
-        if let Some(i) = source {
-            c.etags.retain(|(s, _)| *s != i);
-            if let Some(tag) = &meta.etag {
-                c.etags.push((i, tag.clone()));
+        {
+            let mut checked = lock(&self.checked);
+            let c = checked.entry(key.clone()).or_default();
+            if let Some(i) = source {
+                c.etags.retain(|(s, _)| *s != i);
+                if let Some(tag) = &meta.etag {
+                    c.etags.push((i, tag.clone()));
+                }
             }
+            c.newest = c.newest.max(meta.modified);
         }
-        c.newest = c.newest.max(meta.modified);
+        let copy = Copy::of(meta);
+        lock(&self.generations).fetched(key, &role, copy, round, Instant::now());
     }
 
-    /// The ETag each of `n` sources gave for `key`, by source index.
-    pub fn etags(&self, key: &Key, n: usize) -> Vec<Option<String>> {
-        let checked = lock(&self.checked);
+    /// The ETag each of `n` sources gave for `key`, by source index; none when the
+    /// stored copy (`stored`) is not the one they were given for (another process
+    /// replaced it): the ETags would ask for a copy we no longer hold.
+    pub fn etags(&self, key: &Key, n: usize, stored: &Copy) -> Vec<Option<String>> {
         let mut out = vec![None; n];
+        if !lock(&self.generations).holds(key, stored) {
+            return out;
+        }
+        let checked = lock(&self.checked);
         for (i, tag) in checked.get(key).map_or(&[][..], |c| &c.etags) {
             if let Some(slot) = out.get_mut(*i) {
                 *slot = Some(tag.clone());
@@ -286,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn builtin_mutable_files() {
+    fn the_gentoo_files_that_change_in_place() {
         let p = Policy::new(&[], DEFAULT_TTL, DEFAULT_NEGATIVE_TTL).unwrap();
         for m in [
             "/distfiles/layout.conf",
@@ -324,35 +356,75 @@ mod tests {
     }
 
     #[test]
+    fn the_table_and_the_globs_give_each_file_its_role() {
+        let p = Policy::new(
+            &["metadata/*".into(), "*.idx".into()],
+            DEFAULT_TTL,
+            DEFAULT_NEGATIVE_TTL,
+        )
+        .unwrap();
+        assert_eq!(p.role(&key("/metadata/timestamp.chk")), Role::Alone);
+        assert_eq!(p.role(&key("/x/a.idx")), Role::Alone);
+        assert!(matches!(
+            p.role(&key("/debian/dists/sid/InRelease")),
+            Role::Anchor { .. }
+        ));
+        assert!(matches!(
+            p.role(&key("/debian/dists/sid/main/binary-all/Packages.xz")),
+            Role::Member { .. }
+        ));
+        // A glob does not demote a file the table knows.
+        let q = Policy::new(&["*.xz".into()], DEFAULT_TTL, DEFAULT_NEGATIVE_TTL).unwrap();
+        assert!(matches!(
+            q.role(&key("/debian/dists/sid/main/binary-all/Packages.xz")),
+            Role::Member { .. }
+        ));
+        assert_eq!(q.role(&key("/debian/pool/a/a_1.tar.xz")), Role::Alone);
+        assert_eq!(p.role(&key("/debian/pool/a/a_1.tar.xz")), Role::Immutable);
+    }
+
+    #[test]
     fn checks_expire_after_the_ttl_and_keep_etags_per_source() {
         let p = Policy::new(&["*.idx".into()], Duration::from_millis(50), Duration::ZERO).unwrap();
         let k = key("/x/a.idx");
-        assert_eq!(p.freshness(&k), Freshness::Revalidate);
+        let none = |_: &Key| None;
         let t = |s| std::time::UNIX_EPOCH + Duration::from_secs(s);
+        let stored = Copy::stored(1, t(1000));
+        assert_eq!(p.freshness(&k, &stored, &none), Freshness::Revalidate);
         let v1 = Meta {
             len: Some(1),
             modified: Some(t(1000)),
             etag: Some("\"v1\"".into()),
         };
-        p.fetched(&k, Some(1), &v1);
-        assert_eq!(p.freshness(&k), Freshness::Fresh);
+        p.fetched(&k, Some(1), &v1, p.round(&k, false));
+        assert_eq!(p.freshness(&k, &stored, &none), Freshness::Fresh);
+        // Another copy on disk (another process's): confirmed first, without the
+        // ETags of ours.
+        let theirs = Copy::stored(2, t(1001));
+        assert_eq!(p.freshness(&k, &theirs, &none), Freshness::Revalidate);
+        assert_eq!(p.etags(&k, 2, &theirs), [None, None]);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(p.freshness(&k), Freshness::Revalidate);
-        p.checked(&k);
-        assert_eq!(p.etags(&k, 3), [None, Some("\"v1\"".into()), None]);
+        assert_eq!(p.freshness(&k, &stored, &none), Freshness::Revalidate);
+        p.checked(&k, stored.clone(), p.round(&k, false));
+        assert_eq!(p.freshness(&k, &stored, &none), Freshness::Fresh);
+        assert_eq!(p.etags(&k, 3, &stored), [None, Some("\"v1\"".into()), None]);
         // Another source's copy: its own ETag; the newest date never goes back.
         let older = Meta {
             modified: Some(t(500)),
             etag: Some("\"a\"".into()),
             ..v1
         };
-        p.fetched(&k, Some(0), &older);
+        p.fetched(&k, Some(0), &older, p.round(&k, false));
+        let older_stored = Copy::stored(1, t(500));
         assert_eq!(
-            p.etags(&k, 2),
+            p.etags(&k, 2, &older_stored),
             [Some("\"a\"".into()), Some("\"v1\"".into())]
         );
         assert_eq!(p.newest(&k), Some(t(1000)));
-        assert_eq!(p.freshness(&key("/x/immutable.tar")), Freshness::Fresh);
+        assert_eq!(
+            p.freshness(&key("/x/immutable.tar"), &stored, &none),
+            Freshness::Fresh
+        );
     }
 
     #[test]

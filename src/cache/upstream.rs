@@ -31,7 +31,8 @@ use crate::proto::{date, path};
 /// How to reach the sources.
 #[derive(Clone, Debug)]
 pub struct UpstreamConfig {
-    /// Base URLs, tried in order (`https://distfiles.gentoo.org`).
+    /// Base URLs, tried in order (`https://distfiles.gentoo.org`); a source for the
+    /// paths below a prefix only is written `/PREFIX=URL` (see [`super::prefix`]).
     pub sources: Vec<String>,
     /// Longest wait for a connection (DNS, TCP and TLS together).
     pub connect_timeout: Duration,
@@ -136,6 +137,8 @@ pub enum Reply {
 #[derive(Debug)]
 pub struct Source {
     url: String,
+    /// The path prefix it serves (`/debian`), `None` for a plain source.
+    prefix: Option<String>,
     /// The proxy it is reached through.
     proxy: Option<String>,
     /// Which of the upstream's agents talks to it (one per proxy).
@@ -174,6 +177,8 @@ const BROKEN_PATHS_MAX: usize = 4096;
 pub struct SourceHealth {
     /// The base URL.
     pub url: String,
+    /// The path prefix it serves, `None` for a plain source.
+    pub prefix: Option<String>,
     /// The last failure and when it happened.
     pub last_error: Option<(String, SystemTime)>,
     /// Time to response headers of the last successful request.
@@ -188,6 +193,12 @@ impl Source {
         &self.url
     }
 
+    /// The path prefix it serves (`/debian`, no trailing `/`), `None` for a plain
+    /// source (every path no prefix claims).
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
     /// The proxy requests to it go through, if any.
     pub fn proxy(&self) -> Option<&str> {
         self.proxy.as_deref()
@@ -198,6 +209,7 @@ impl Source {
         let h = lock(&self.health);
         SourceHealth {
             url: self.url.clone(),
+            prefix: self.prefix.clone(),
             last_error: h.last_error.clone(),
             last_latency: h.last_latency,
             down: h.down_until.is_some_and(|t| t > Instant::now()),
@@ -295,8 +307,9 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Upstream, Error> {
         let mut sources = Vec::new();
         let mut proxies: Vec<Option<String>> = Vec::new();
-        for url in &config.sources {
-            check_source(url)?;
+        for spec in &config.sources {
+            let super::prefix::SourceSpec { prefix, url } = super::prefix::parse(spec)?;
+            let url = &url;
             let proxy = config.proxy.proxy_for(url).map(str::to_owned);
             let agent = match proxies.iter().position(|p| *p == proxy) {
                 Some(i) => i,
@@ -307,6 +320,7 @@ impl Upstream {
             };
             sources.push(Arc::new(Source {
                 url: url.trim_end_matches('/').to_owned(),
+                prefix,
                 proxy,
                 agent,
                 requests: AtomicU64::new(0),
@@ -689,6 +703,7 @@ mod tests {
     fn unreachable_sources_cool_down() {
         let s = Source {
             url: "http://a".into(),
+            prefix: None,
             proxy: None,
             agent: 0,
             requests: AtomicU64::new(0),

@@ -6,8 +6,11 @@
 //! [`CacheStatus`] for the values), and the same value travels to the metrics as a
 //! response extension.
 //!
-//! Requests below `/distfiles/` are mapped to one entry per file whatever their form
-//! (see [`crate::gentoo::distfiles`]); `/distfiles/layout.conf` always answers 200.
+//! Each request goes to the sources [`route()`] picks: those of the longest
+//! `--source /PREFIX=URL` prefix it is below (asked without the prefix), else the
+//! plain sources; a path no source serves is 404. For the plain sources, requests
+//! below `/distfiles/` are mapped to one entry per file whatever their form (see
+//! [`crate::gentoo::distfiles`]) and `/distfiles/layout.conf` always answers 200.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -15,14 +18,16 @@ use std::sync::Arc;
 use log::debug;
 
 mod errors;
+pub mod route;
 mod target;
 
 use errors::error_response;
 pub use errors::status_of;
-pub use target::{Target, target, want};
+pub use route::{Route, route};
+pub use target::{Target, prefixed_target, target, want};
 
 use crate::cache::store::{Key, Meta};
-use crate::cache::{Answer, Cache, CacheStatus, Found, Query, Slice, Want};
+use crate::cache::{Answer, Cache, CacheStatus, Error, Found, Query, Slice, Want};
 use crate::gentoo::distfiles::SourceLayouts;
 use crate::gentoo::layout;
 use crate::http::conditional::{self, Representation};
@@ -35,13 +40,25 @@ const MAX_LAYOUT_CONF: u64 = 64 * 1024;
 pub struct Mirror {
     cache: Arc<Cache>,
     layouts: SourceLayouts,
+    /// Each source's path prefix, by source index (`None`: a plain source).
+    prefixes: Vec<Option<String>>,
 }
 
 impl Mirror {
     /// A mirror over `cache`.
     pub fn new(cache: Arc<Cache>) -> Mirror {
         let layouts = SourceLayouts::new(cache.upstream().clone());
-        Mirror { cache, layouts }
+        let prefixes = cache
+            .upstream()
+            .sources()
+            .iter()
+            .map(|s| s.prefix().map(str::to_owned))
+            .collect();
+        Mirror {
+            cache,
+            layouts,
+            prefixes,
+        }
     }
 
     /// The cache.
@@ -49,11 +66,14 @@ impl Mirror {
         &self.cache
     }
 
-    /// The path to ask each source for.
-    fn source_paths(&self, target: &Target, path: &str) -> Vec<Option<String>> {
+    /// The path to ask each source for: the route's, each plain source in its own
+    /// GLEP 75 layout for a distfile.
+    fn source_paths(&self, target: &Target, route: &Route) -> Vec<Option<String>> {
         match &target.distfile {
-            Some(name) => self.layouts.paths(name),
-            None => vec![Some(path.to_owned()); self.cache.upstream().sources().len()],
+            Some(name) => self
+                .layouts
+                .paths_among(name, |i| route.paths.get(i).is_some_and(Option::is_some)),
+            None => route.paths.clone(),
         }
     }
 }
@@ -64,11 +84,22 @@ impl Handler for Mirror {
             return Response::method_not_allowed("GET, HEAD");
         }
         let path = req.path_info().to_owned();
-        let target = match target(&path) {
+        let Some(route) = route(&path, &self.prefixes) else {
+            return error_response(&Error::InvalidPath {
+                path,
+                reason: "no --source serves this path",
+            });
+        };
+        let target = if route.is_plain() {
+            target(&path)
+        } else {
+            prefixed_target(&path)
+        };
+        let target = match target {
             Ok(t) => t,
             Err(e) => return error_response(&e),
         };
-        let paths = || self.source_paths(&target, &path);
+        let paths = || self.source_paths(&target, &route);
         let mut want = want(req);
         if target.layout_conf {
             // Read whole, to check it, whatever the client asked.

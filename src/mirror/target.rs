@@ -56,6 +56,18 @@ pub fn target(path: &str) -> Result<Target, Error> {
     }
 }
 
+/// Maps a decoded request path that a `--source /PREFIX=URL` serves to its entry: the
+/// path as requested (Gentoo's distfile mapping is for the plain sources only).
+/// Refuses directories and temporary file names.
+pub fn prefixed_target(path: &str) -> Result<Target, Error> {
+    Ok(Target {
+        key: Key::new(path)?,
+        alternates: Vec::new(),
+        distfile: None,
+        layout_conf: false,
+    })
+}
+
 /// What `req` wants of the file: headers only, the first byte its range needs, and
 /// whether the answer must know the length before it starts (a range or a
 /// conditional request is evaluated against the length).
@@ -129,6 +141,15 @@ mod tests {
         assert_eq!((t.distfile, t.layout_conf), (None, false));
         let l = target("/distfiles/layout.conf").unwrap();
         assert!(l.layout_conf && l.distfile.is_none());
+    }
+
+    #[test]
+    fn prefixed_paths_are_stored_as_requested() {
+        let t = prefixed_target("/gentoo/distfiles/0b/foo.tar.gz").unwrap();
+        assert_eq!(keys(&t), ("gentoo/distfiles/0b/foo.tar.gz".into(), vec![]));
+        assert_eq!((t.distfile, t.layout_conf), (None, false));
+        assert!(prefixed_target("/debian/").is_err());
+        assert!(prefixed_target("/debian/.a.pc-part").is_err());
     }
 
     #[test]

@@ -363,6 +363,54 @@ PC_OPTS="--threads 8 --mutable 'snap shots/*.txt' -v"
 }
 
 #[test]
+fn openrc_sources_take_prefixed_and_plain_forms() {
+    let overrides = r#"
+SOURCES="https://distfiles.gentoo.org
+         /debian=http://deb.debian.org/debian
+         /archlinux=https://geo.mirror.pkgbuild.com /debian=http://ftp.example.org/debian"
+"#;
+    for shell in shells() {
+        let args = openrc_args(shell, true, overrides);
+        let sources: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "--source")
+            .map(|w| w[1].as_str())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                "https://distfiles.gentoo.org",
+                "/debian=http://deb.debian.org/debian",
+                "/archlinux=https://geo.mirror.pkgbuild.com",
+                "/debian=http://ftp.example.org/debian",
+            ],
+            "{shell}"
+        );
+        assert_binary_accepts(&args, &format!("{shell}: prefixed SOURCES"));
+    }
+    // The conf.d's own example is one the binary accepts.
+    let conf = read(CONF_D);
+    let example: Vec<&str> = conf
+        .lines()
+        .skip_while(|l| !l.contains("/PREFIX=URL"))
+        .skip(2)
+        .take_while(|l| l.starts_with("#  "))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    let example = example.join(" ");
+    assert!(
+        example.starts_with("SOURCES=\"") && example.contains("/debian="),
+        "{example}"
+    );
+    let args = openrc_args("sh", true, &example);
+    assert!(
+        args.iter().any(|a| a.starts_with("/archlinux=")),
+        "{args:?}"
+    );
+    assert_binary_accepts(&args, "the conf.d's SOURCES example");
+}
+
+#[test]
 fn openrc_start_pre_creates_a_missing_cache_dir_only() {
     let tmp = TempDir::new("openrc");
     let cache = tmp.path().join("parent/cache");

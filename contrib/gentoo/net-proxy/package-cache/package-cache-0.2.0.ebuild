@@ -69,7 +69,6 @@ CRATES="
 	subtle@2.6.1
 	syn@2.0.119
 	syn@3.0.9
-	tiny_http@0.12.0
 	typenum@1.20.1
 	unicode-ident@1.0.27
 	untrusted@0.9.0
