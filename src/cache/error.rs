@@ -202,6 +202,23 @@ impl Error {
         }
     }
 
+    /// Whether every source that failed (not counting those without the file or
+    /// skipped) answered `508 Loop Detected`: the request went round a chain of caches
+    /// back to one it had passed through.
+    pub fn looped(&self) -> bool {
+        match self {
+            Error::Upstream { attempts, .. } => {
+                let failed = || {
+                    attempts.iter().filter(|a| {
+                        !matches!(a.failure, Failure::NotFound(_) | Failure::CoolingDown(_))
+                    })
+                };
+                failed().next().is_some() && failed().all(|a| a.failure == Failure::Status(508))
+            }
+            _ => false,
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io {
@@ -281,6 +298,9 @@ pub(crate) mod tests {
         assert!(!upstream(&[]).nowhere());
         assert!(upstream(&[Status(405)]).method_refused());
         assert!(!upstream(&[Status(500)]).method_refused());
+        assert!(upstream(&[Status(508), NotFound(404)]).looped());
+        assert!(!upstream(&[Status(508), Timeout]).looped());
+        assert!(!upstream(&[NotFound(404)]).looped());
     }
 
     #[test]

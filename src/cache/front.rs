@@ -55,6 +55,10 @@ pub struct Query<'a> {
     pub query: Option<&'a str>,
     /// The path as the client asked for it, for messages.
     pub label: &'a str,
+    /// The `Via` entries the request arrived with (normalised), when it came through
+    /// other caches: passed on to the sources before our own entry. A download shared
+    /// by several clients carries those of the client that started it.
+    pub via: Option<&'a str>,
 }
 
 /// The cache's answer.
@@ -240,6 +244,7 @@ impl Cache {
         if let Some(origin) = ticket.flight().origin() {
             let ask = Ask {
                 from: Some(first),
+                via: query.via.map(str::to_owned),
                 ..Ask::default()
             };
             match self
@@ -299,6 +304,7 @@ impl Cache {
             head,
             paths: (query.paths)(),
             query: query.query.map(str::to_owned),
+            via: query.via.map(str::to_owned),
             ..Ask::default()
         };
         match self.fetcher.upstream().fetch(query.label, &ask) {
@@ -335,6 +341,7 @@ impl Cache {
                 if_modified_since: held,
                 etags,
                 not_older_than: held.max(self.policy.newest(key)),
+                via: query.via.map(str::to_owned),
                 ..Ask::default()
             },
             label: query.label.to_owned(),
@@ -434,6 +441,7 @@ mod tests {
             paths: &paths,
             query: None,
             label: path,
+            via: None,
         })
     }
 

@@ -12,11 +12,16 @@
 //! reads no proxy settings of its own. The agents run on our own connector chain
 //! (see `transport`): `http://` sources go to a proxy as plain requests, and https
 //! sources are verified against the [`TrustStore`].
+//!
+//! Every request carries a `Via` header (RFC 9110 §7.6.3): the entries the client's
+//! request arrived with ([`Ask::via`]), then this instance's own
+//! ([`Upstream::set_name`]), so that a chain of caches that loops back is answered
+//! `508 Loop Detected` instead of waiting on itself.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
@@ -26,7 +31,7 @@ use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::tls::TrustStore;
 use super::{Attempt, Error, Failure, tls, transport};
-use crate::proto::{date, path};
+use crate::proto::{date, path, via};
 
 /// How to reach the sources.
 #[derive(Clone, Debug)]
@@ -67,6 +72,10 @@ pub struct Ask {
     pub from: Option<u64>,
     /// A query string (without `?`, as the client sent it) to pass on.
     pub query: Option<String>,
+    /// The `Via` entries the client's request arrived with (normalised, see
+    /// [`via::normalise`]), passed on before this instance's own entry. `None` for a
+    /// request from an end client, and for requests the cache makes on its own.
+    pub via: Option<String>,
 }
 
 impl Ask {
@@ -287,6 +296,8 @@ pub struct Upstream {
     sources: Vec<Arc<Source>>,
     /// (source, path) → when its body broke: that source is asked last for that path.
     broken: Mutex<HashMap<(usize, String), Instant>>,
+    /// This instance's name in `Via` (see [`Upstream::set_name`]).
+    name: OnceLock<String>,
 }
 
 impl Upstream {
@@ -355,7 +366,20 @@ impl Upstream {
             agents,
             sources,
             broken: Mutex::new(HashMap::new()),
+            name: OnceLock::new(),
         })
+    }
+
+    /// Names this instance in the `Via` header of every request to the sources (and,
+    /// for the mirror, of every response); the first name set stays. Until a name is
+    /// set, requests pass on the client's entries without one of ours.
+    pub fn set_name(&self, name: &str) {
+        let _ = self.name.set(name.to_owned());
+    }
+
+    /// This instance's name in `Via`, once set.
+    pub fn name(&self) -> Option<&str> {
+        self.name.get().map(String::as_str)
     }
 
     /// The sources, in configured order.
@@ -517,6 +541,14 @@ impl Upstream {
         }
         if let Some(from) = ask.from {
             req = req.header("Range", format!("bytes={from}-"));
+        }
+        let ours = self.name().map(via::entry_for);
+        let chain = match (ask.via.as_deref(), ours) {
+            (Some(theirs), Some(ours)) => Some(format!("{theirs}, {ours}")),
+            (theirs, ours) => ours.or_else(|| theirs.map(str::to_owned)),
+        };
+        if let Some(chain) = chain {
+            req = req.header("Via", chain);
         }
         req.call()
     }

@@ -11,6 +11,7 @@
 
 mod support;
 
+mod chains;
 mod cli;
 mod coalescing;
 mod contrib;
