@@ -10,6 +10,11 @@
 //!     ├─ missing, HEAD, nobody downloading ─► ask the sources for headers ─► MISS
 //!     └─ missing ─► obtain ─► MISS | COALESCED (a download in progress) | pass-through
 //! ```
+//!
+//! A request that came through another cache ([`Query::via`]) does not wait on a
+//! download that is still waiting for a source's headers when that source may be
+//! another package-cache: it is answered by a request of its own, passed through and
+//! not stored (see `Cache::waits_on_a_cache`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,7 +23,7 @@ use log::{debug, warn};
 
 use super::content::Content;
 use super::fetch::{FetchConfig, Fetcher, Joined, Obtained, Plan};
-use super::flight::{FlightInfo, Ticket};
+use super::flight::{FlightInfo, Phase, Ticket};
 use super::index::Index;
 use super::policy::{Freshness, Policy};
 use super::store::{Entry, Key, Meta, Store};
@@ -140,8 +145,35 @@ impl Cache {
         Ok(None)
     }
 
+    /// Whether `query` came through other caches and would join a download of ours
+    /// that is still waiting for a source's headers, from sources that may be
+    /// package-caches themselves. That download's request carries the `Via` entries of
+    /// the client that started it, not this one's: if it is on its way to one of the
+    /// caches this request came through, that cache is waiting on us while we wait on
+    /// it (two caches that are each other's source, asked for the same file at the
+    /// same moment), and nobody would notice the loop. So such a request is answered
+    /// with a request of its own, carrying its own entries: a loop comes back as `508`
+    /// at once, anything else streams through without being stored. Downloads whose
+    /// bytes are flowing, and sources known to be origins, are joined as usual.
+    fn waits_on_a_cache(&self, query: &Query<'_>) -> bool {
+        query.via.is_some()
+            && self
+                .fetcher
+                .flights()
+                .get(&query.key)
+                .is_some_and(|f| matches!(f.phase(), Phase::Connecting))
+            && self.upstream().may_reach_cache(&(query.paths)())
+    }
+
     /// Downloads a file we do not have (or joins its download).
     fn miss(&self, query: &Query<'_>) -> Answer {
+        if self.waits_on_a_cache(query) {
+            debug!(
+                "{}: a download from a cache is waiting for headers; asking on our own",
+                query.label
+            );
+            return self.direct(query, query.want.head);
+        }
         let plan = self.plan(query, None);
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
         self.settle(query, None, obtained)
@@ -149,6 +181,13 @@ impl Cache {
 
     /// Asks the sources whether our copy of a file that changes in place is current.
     fn revalidate(&self, query: &Query<'_>, entry: Entry) -> Answer {
+        if self.waits_on_a_cache(query) {
+            debug!(
+                "{}: a revalidation from a cache is waiting for headers; asking on our own",
+                query.label
+            );
+            return self.direct(query, query.want.head);
+        }
         let plan = self.plan(query, Some(entry.modified));
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
         self.settle(query, Some(entry), obtained)

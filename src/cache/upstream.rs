@@ -16,11 +16,12 @@
 //! Every request carries a `Via` header (RFC 9110 §7.6.3): the entries the client's
 //! request arrived with ([`Ask::via`]), then this instance's own
 //! ([`Upstream::set_name`]), so that a chain of caches that loops back is answered
-//! `508 Loop Detected` instead of waiting on itself.
+//! `508 Loop Detected` instead of waiting on itself. Whether a source is itself a
+//! package-cache is learned from the `Via` of its responses ([`Upstream::may_reach_cache`]).
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -156,7 +157,16 @@ pub struct Source {
     /// Body bytes received from it.
     pub bytes: AtomicU64,
     health: Mutex<Health>,
+    /// What its responses' `Via` said it is: [`PEER_UNKNOWN`] until it answered.
+    peer: AtomicU8,
 }
+
+/// No response from the source yet: it may be a package-cache.
+const PEER_UNKNOWN: u8 = 0;
+/// Its last response carried no package-cache `Via` entry.
+const PEER_ORIGIN: u8 = 1;
+/// Its last response came through a package-cache.
+const PEER_CACHE: u8 = 2;
 
 #[derive(Debug, Default)]
 struct Health {
@@ -211,6 +221,21 @@ impl Source {
             last_latency: h.last_latency,
             down: h.down_until.is_some_and(|t| t > Instant::now()),
         }
+    }
+
+    /// Records what the `Via` of one of its responses says it is.
+    fn saw_via<'a>(&self, values: impl IntoIterator<Item = &'a str>) {
+        let peer = if via::from_package_cache(values) {
+            PEER_CACHE
+        } else {
+            PEER_ORIGIN
+        };
+        self.peer.store(peer, Ordering::Relaxed);
+    }
+
+    /// Whether it is (or, before its first answer, may be) another package-cache.
+    pub fn may_be_cache(&self) -> bool {
+        self.peer.load(Ordering::Relaxed) != PEER_ORIGIN
     }
 
     fn is_down(&self) -> bool {
@@ -324,6 +349,7 @@ impl Upstream {
                 failures: AtomicU64::new(0),
                 bytes: AtomicU64::new(0),
                 health: Mutex::new(Health::default()),
+                peer: AtomicU8::new(PEER_UNKNOWN),
             }));
         }
         // The trust store is read only when a source needs it; a redirect from an
@@ -380,6 +406,16 @@ impl Upstream {
     /// This instance's name in `Via`, once set.
     pub fn name(&self) -> Option<&str> {
         self.name.get().map(String::as_str)
+    }
+
+    /// Whether asking for `paths` may reach another package-cache: a source with a path
+    /// that answered through one, or that has not answered yet. (A download waiting on
+    /// such a source may be waiting, further up, on a download of ours.)
+    pub fn may_reach_cache(&self, paths: &[Option<String>]) -> bool {
+        self.sources
+            .iter()
+            .zip(paths)
+            .any(|(s, p)| p.is_some() && s.may_be_cache())
     }
 
     /// The sources, in configured order.
@@ -485,6 +521,13 @@ impl Upstream {
             }
         };
         let response = result.map_err(|e| fail(Failure::from_ureq(e)))?;
+        source.saw_via(
+            response
+                .headers()
+                .get_all("via")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         let status = response.status().as_u16();
         debug!(
             "{} {url}: {status} in {}ms",
@@ -727,7 +770,13 @@ mod tests {
             failures: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             health: Mutex::new(Health::default()),
+            peer: AtomicU8::new(PEER_UNKNOWN),
         };
+        assert!(s.may_be_cache(), "unknown until it answers");
+        s.saw_via(["1.1 varnish (Varnish/6.0)"]);
+        assert!(!s.may_be_cache());
+        s.saw_via(["1.1 r:4000 (package-cache/0.2.0)"]);
+        assert!(s.may_be_cache());
         s.failed(&Failure::NotFound(404));
         assert!(!s.is_down());
         assert_eq!(s.failures.load(Ordering::Relaxed), 0);

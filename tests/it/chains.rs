@@ -5,6 +5,7 @@
 //! except where a test looks inside one cache.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -122,6 +123,27 @@ fn two_caches_that_are_each_others_source_answer_508_at_once() {
     }
     eprintln!("two caches that are each other's source: 508 within {slowest:?}");
 
+    // Asked at both ends at the same moment, for the same files: neither waits on the
+    // other's download.
+    let t0 = Instant::now();
+    let barrier = Arc::new(Barrier::new(8));
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let addr = if i % 2 == 0 { a.addr } else { b.addr };
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                get(addr, &format!("/distfiles/both-{}.tar.gz", i / 2 % 2)).status
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 508);
+    }
+    let took = t0.elapsed();
+    eprintln!("asked at both ends at once: every answer within {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
     for p in [&a, &b] {
         assert!(
             no_downloads(p.addr, Duration::from_secs(2)),
@@ -130,6 +152,80 @@ fn two_caches_that_are_each_others_source_answer_508_at_once() {
         );
     }
     assert!(list_files(dir_a.path()).is_empty() && list_files(dir_b.path()).is_empty());
+}
+
+#[test]
+fn siblings_with_a_mirror_behind_each_get_every_file_once_from_it() {
+    let mirror = FakeMirror::start();
+    let files: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| {
+            let path = format!("/distfiles/sib-{i}.tar.gz");
+            let data = bytes(200_000 + i * 1000, 1610 + i as u64);
+            mirror.put(&path, data.clone());
+            (path, data)
+        })
+        .collect();
+    let b_port = free_port();
+    let (dir_a, dir_b) = (TempDir::new("sib-a"), TempDir::new("sib-b"));
+    let (cache_a, cache_b) = (
+        dir_a.path().display().to_string(),
+        dir_b.path().display().to_string(),
+    );
+    let b_url = format!("http://127.0.0.1:{b_port}");
+    let m = mirror.url();
+    // Each asks the other first, then the mirror.
+    let a = Process::start(&["--source", &b_url, "--source", &m, "--cache", &cache_a]);
+    let a_url = format!("http://{}", a.addr);
+    let b = Process::start_on(
+        b_port,
+        &["--source", &a_url, "--source", &m, "--cache", &cache_b],
+    );
+
+    // One at a time: the other cache's copy is used, the mirror asked once per file.
+    let (p0, d0) = &files[0];
+    let r = get(a.addr, p0);
+    assert!(
+        r.status == 200 && r.complete && r.body == *d0,
+        "{}",
+        r.status
+    );
+    let r = get(b.addr, p0);
+    assert!(r.complete && r.body == *d0);
+    assert_eq!(mirror.gets(p0), 1);
+
+    // Both ends at the same moment: every client gets the file promptly.
+    let t0 = Instant::now();
+    let barrier = Arc::new(Barrier::new(6));
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let addr = if i % 2 == 0 { a.addr } else { b.addr };
+            let (path, data) = files[1 + i / 2].clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                let r = get(addr, &path);
+                r.status == 200 && r.complete && r.body == data
+            })
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap(), "a whole, correct body");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    for (path, _) in &files[1..] {
+        assert!(
+            (1..=2).contains(&mirror.gets(path)),
+            "{path}: {}",
+            mirror.gets(path)
+        );
+    }
+    for p in [&a, &b] {
+        assert!(
+            no_downloads(p.addr, Duration::from_secs(5)),
+            "{}",
+            status(p.addr)
+        );
+    }
 }
 
 #[test]
