@@ -171,6 +171,12 @@ pub enum Error {
     },
     /// The configuration cannot work otherwise (an unreadable certificate file).
     Config(String),
+    /// The client asked for a stored copy only (`only-if-cached`) and there is no
+    /// fresh one.
+    NotStored {
+        /// The path as requested.
+        path: String,
+    },
 }
 
 impl Error {
@@ -248,6 +254,9 @@ impl fmt::Display for Error {
             Error::BadSource { url, reason } => write!(f, "{url}: {reason}"),
             Error::BadProxy { proxy, reason } => write!(f, "{proxy}: {reason}"),
             Error::Config(msg) => f.write_str(msg),
+            Error::NotStored { path } => {
+                write!(f, "{path} is not stored here (only-if-cached)")
+            }
         }
     }
 }

@@ -4,7 +4,8 @@
 //! through what cannot be stored) is decided here and below, never by the caller.
 //!
 //! ```text
-//! Cache::get ─► lookup (entry or an alternate)
+//! Cache::get ─► only-if-cached? ─► HIT (a fresh file on disk) | NotStored (504)
+//!     lookup (entry or an alternate)
 //!     ├─ found, fresh ──────────────────────────────► HIT (the file on disk)
 //!     ├─ found, must be revalidated ─► obtain (conditional) ─► REVALIDATED | new copy | STALE
 //!     ├─ missing, HEAD, nobody downloading ─► ask the sources for headers ─► MISS
@@ -41,6 +42,10 @@ pub struct Want {
     /// The answer must know the file's length before it starts (a range or
     /// conditional request): a download without a `Content-Length` is waited for.
     pub length: bool,
+    /// Only a stored copy will do (`Cache-Control: only-if-cached`, RFC 9111
+    /// §5.2.1.7): a fresh file on disk, or [`Error::NotStored`]; nothing is fetched,
+    /// revalidated or joined.
+    pub only_if_cached: bool,
 }
 
 /// One request's question to the cache.
@@ -108,6 +113,9 @@ impl Cache {
 
     /// Answers `query`: see the module docs for the decisions on the way.
     pub fn get(&self, query: &Query<'_>) -> Answer {
+        if query.want.only_if_cached {
+            return self.only_stored(query);
+        }
         if query.query.is_some() {
             // One answer per query string, never shared: passed through, not stored.
             return self.direct(query, query.want.head);
@@ -143,6 +151,27 @@ impl Cache {
             }
         }
         Ok(None)
+    }
+
+    /// `only-if-cached`: a fresh complete file, or `NotStored`. A copy that would have
+    /// to be revalidated is not fresh; a download in progress is not stored yet.
+    fn only_stored(&self, query: &Query<'_>) -> Answer {
+        let entry = match query.query {
+            Some(_) => Ok(None),
+            None => self.lookup(query),
+        };
+        match entry {
+            Ok(Some(entry)) if self.policy.freshness(&query.key) == Freshness::Fresh => {
+                self.stored(entry, CacheStatus::Hit)
+            }
+            Ok(_) => Answer::Failed(Arc::new(Error::NotStored {
+                path: query.label.to_owned(),
+            })),
+            Err(e) => {
+                warn!("{e}");
+                Answer::Failed(Arc::new(e))
+            }
+        }
     }
 
     /// Whether `query` came through other caches and would join a download of ours

@@ -1,7 +1,7 @@
 //! Chains of caches (issue 16, item 2): a site cache whose source is a regional cache.
 //! Every tier names itself in `Via`, a request that comes back to a tier it passed is
-//! answered `508 Loop Detected` at once, and conditional requests revalidate tier by
-//! tier. Real processes,
+//! answered `508 Loop Detected` at once, conditional requests revalidate tier by tier,
+//! and `Cache-Control: only-if-cached` never makes a cache fetch. Real processes,
 //! except where a test looks inside one cache.
 
 use std::net::SocketAddr;
@@ -311,6 +311,50 @@ fn a_conditional_request_revalidates_through_two_tiers() {
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read(dir_s.path().join(stored(path))).is_ok_and(|b| b == new)
     }));
+}
+
+#[test]
+fn only_if_cached_answers_from_the_store_or_504_without_fetching() {
+    let mirror = FakeMirror::start();
+    let path = "/distfiles/sibling-1.0.tar.gz";
+    let data = bytes(50_000, 1620);
+    mirror.put(path, data.clone());
+    let index = "/binpackages/Packages";
+    mirror.put(index, b"TIMESTAMP: 1\n".to_vec());
+    let cache = TestCache::start_with(&[mirror.url()], |c| {
+        c.name = Some("sibling".into());
+        c.mutable_ttl = Duration::ZERO;
+    });
+    let only = "Cache-Control: only-if-cached\r\n";
+
+    let miss = get_with(cache.addr, path, only);
+    assert_eq!(miss.status, 504, "{}", miss.text());
+    assert!(miss.text().contains("only-if-cached"), "{}", miss.text());
+    assert_eq!(miss.header("via"), Some(entry("sibling").as_str()));
+    let head = request(
+        cache.addr,
+        &format!("HEAD {path} HTTP/1.1\r\nHost: t\r\n{only}Connection: close\r\n\r\n"),
+    );
+    assert_eq!(head.status, 504);
+    assert_eq!(mirror.hits(path), 0, "nothing was fetched");
+    assert_eq!(cache.cache.downloads_in_progress(), 0);
+    assert!(cache.files().is_empty());
+
+    // Stored by a plain request, then served to an only-if-cached one.
+    assert!(cache.get(path).body == data);
+    cache.settle();
+    let hit = get_with(cache.addr, path, only);
+    assert_eq!((hit.status, hit.header("x-cache")), (200, Some("HIT")));
+    assert!(hit.body == data);
+    assert_eq!(mirror.gets(path), 1);
+
+    // A copy that would have to be revalidated is not fresh: 504, and no request.
+    assert_eq!(cache.get(index).status, 200);
+    cache.settle();
+    let asked = mirror.hits(index);
+    let stale = get_with(cache.addr, index, only);
+    assert_eq!(stale.status, 504);
+    assert_eq!(mirror.hits(index), asked);
 }
 
 #[test]
