@@ -31,6 +31,7 @@ mod miss_and_hit;
 mod operations;
 mod properties;
 mod shard;
+mod shared_dir;
 mod slow_clients;
 mod soak;
 mod upstream_proxy;
