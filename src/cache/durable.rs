@@ -23,6 +23,7 @@
 //! sees it, and whatever else the flight allows.
 
 use std::fs::File;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -55,7 +56,10 @@ impl Default for SyncPeriod {
 
 /// Runs `copy` (the tee, writing `part` and advancing `flight`) with a syncer beside
 /// it that publishes the durable length through `lease` every `period`; returns how
-/// the copy ended once the syncer has stopped.
+/// the copy ended once the syncer has stopped. A copy that completed after a sync
+/// failed ends as a disk failure at the last durable length: after a failed
+/// `fdatasync` the kernel may have dropped the data, and a later fsync can succeed
+/// anyway, so the file must not be committed.
 pub(crate) fn copy_syncing(
     lease: &Lease,
     part: &File,
@@ -77,20 +81,34 @@ pub(crate) fn copy_syncing(
         let end = copy();
         stop.store(true, Ordering::Relaxed);
         flight.wake();
-        end
+        let failed = match syncer {
+            Ok(handle) => handle.join().ok().and_then(Result::err),
+            Err(_) => None,
+        };
+        match (end, failed) {
+            (CopyEnd::Done(_), Some((synced, e))) => CopyEnd::Disk(synced, e),
+            (end, _) => end,
+        }
     })
 }
 
 /// The syncer: until `stop`, makes what `flight` says was written durable and
-/// publishes it. A failed sync is published as a disk failure at the last durable
-/// length (followers elsewhere continue from the source), and syncing stops.
-fn sync_while(lease: &Lease, part: &File, flight: &Flight, period: SyncPeriod, stop: &AtomicBool) {
+/// publishes it. A failed sync is published at once as a disk failure at the last
+/// durable length (followers elsewhere continue from the source), syncing stops, and
+/// the error is returned with that length.
+fn sync_while(
+    lease: &Lease,
+    part: &File,
+    flight: &Flight,
+    period: SyncPeriod,
+    stop: &AtomicBool,
+) -> Result<(), (u64, io::Error)> {
     let stopped = || stop.load(Ordering::Relaxed);
     let mut synced = 0u64;
     let mut last: Option<Instant> = None;
     loop {
-        if stopped() {
-            return;
+        if stopped() || flight.phase().is_final() {
+            return Ok(());
         }
         let written = flight.written();
         let waiting = written - synced.min(written);
@@ -108,7 +126,7 @@ fn sync_while(lease: &Lease, part: &File, flight: &Flight, period: SyncPeriod, s
                 if let Err(e) = lease.publish_disk_failure(synced) {
                     debug!("cannot note the failure: {e}");
                 }
-                return;
+                return Err((synced, e));
             }
             debug!(
                 "{}: {written} bytes durable ({}ms)",
