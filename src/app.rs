@@ -18,6 +18,7 @@ use crate::http::access::Allow;
 use crate::http::{Router, RunningServer, Server, ServerConfig, socket};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
+use crate::proto::via;
 use crate::status::Ops;
 use crate::{logging, signals};
 
@@ -81,6 +82,13 @@ pub fn open_cache(config: &Config) -> Result<Cache, String> {
         Error::BadProxy { .. } => format!("proxy (from the environment) {e}"),
         _ => e.to_string(),
     })?;
+    // Without --name the port is part of the name: known here unless it is 0, which
+    // `bind` fills in once it has one.
+    match &config.name {
+        Some(name) => upstream.set_name(name),
+        None if config.port != 0 => upstream.set_name(&via::default_name(config.port)),
+        None => {}
+    }
     for s in upstream.sources() {
         if let Some(p) = s.proxy() {
             info!("reaching {} through the proxy {p}", s.url());
@@ -119,6 +127,9 @@ pub fn bind(config: &Config) -> Result<(Server, Arc<Cache>), String> {
     let server = Server::bind(addr, app.router, server_config)
         .map_err(|e| format!("--host {} --port {}: {e}", config.host, config.port))?;
     app.metrics.attach_server(server.stats());
+    app.cache
+        .upstream()
+        .set_name(&via::default_name(server.local_addr().port()));
     let index = app.cache.index().clone();
     thread::Builder::new()
         .name("culler".into())
@@ -172,8 +183,9 @@ pub fn run(config: Config) -> ExitCode {
         warn!("cannot handle SIGTERM/SIGINT: {e}");
     }
     info!(
-        "serving http://{}/ from {} for {}",
+        "serving http://{}/ as {} from {} for {}",
         server.local_addr(),
+        cache.upstream().name().unwrap_or("-"),
         config.cache.display(),
         config.effective_sources().join(", ")
     );

@@ -37,6 +37,11 @@ struct Args {
     #[argh(option, arg_name = "INT")]
     port: Option<u16>,
 
+    /// this instance's name in Via headers, which stop loops between chained caches;
+    /// unique among them (default the host name and port, e.g. cache1:4000)
+    #[argh(option, arg_name = "NAME")]
+    name: Option<String>,
+
     /// cache directory (default /tmp/package-cache)
     #[argh(option, arg_name = "PATH")]
     cache: Option<PathBuf>,
@@ -236,6 +241,9 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     for g in &parsed.mutable {
         Glob::new(g).map_err(|e| UsageError(format!("--mutable {e}")))?;
     }
+    if let Some(n) = &parsed.name {
+        crate::proto::via::check_name(n).map_err(|e| UsageError(format!("--name {n}: {e}")))?;
+    }
     if let Some(p) = &parsed.upstream_proxy {
         check_proxy(p).map_err(|e| UsageError(format!("--upstream-proxy {p}: {e}")))?;
     }
@@ -246,6 +254,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         sources: parsed.source,
         host: parsed.host.unwrap_or(d.host),
         port: parsed.port.unwrap_or(d.port),
+        name: parsed.name,
         cache: parsed.cache.unwrap_or(d.cache),
         verbose: parsed.verbose,
         syslog: parsed.syslog,
@@ -443,6 +452,7 @@ mod tests {
             (4001, "::", 2, true)
         );
         assert_eq!(c.cache, PathBuf::from("/srv/c"));
+        assert_eq!(config("--name=site-a").name.as_deref(), Some("site-a"));
         assert_eq!(config("-v -v -v").verbose, 3);
         assert_eq!(config("--verbose -v").verbose, 2);
         assert_eq!(
@@ -466,6 +476,10 @@ mod tests {
         assert!(err("--threads 0").contains("'--threads' with value '0'"));
         assert!(err("--bogus").contains("--bogus"));
         assert!(err("--mutable /abs").starts_with("--mutable /abs: "));
+        assert_eq!(
+            err("--name a,b"),
+            "--name a,b: only letters, digits and - . _ : [ ] are allowed"
+        );
         assert_eq!(
             err("--source /de/../bian=http://a"),
             "--source /de/../bian=http://a: the prefix is not a clean absolute path \

@@ -21,6 +21,9 @@ pub struct Config {
     pub host: String,
     /// Port to listen on (0 picks a free one).
     pub port: u16,
+    /// This instance's name in `Via` headers; `None` is the host name and the port
+    /// listened on ([`crate::proto::via::default_name`]).
+    pub name: Option<String>,
     /// The cache directory.
     pub cache: PathBuf,
     /// How many `-v` were given.
@@ -69,6 +72,7 @@ impl Default for Config {
             sources: Vec::new(),
             host: "localhost".into(),
             port: 4000,
+            name: None,
             cache: PathBuf::from("/tmp/package-cache"),
             verbose: 0,
             syslog: false,

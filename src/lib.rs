@@ -10,7 +10,7 @@
 //! - [`http`]: the WSGI-style framework (Handler, Router, Server on tiny_http, a fixed
 //!   worker pool); knows nothing of caching.
 //! - [`proto`]: the vocabulary the framework and the cache share (HTTP dates, request
-//!   paths, CIDR ranges, reason phrases).
+//!   paths, CIDR ranges, reason phrases, `Via` entries).
 //! - [`cache`]: the cache behind one door, [`cache::Cache::get`]: store, LRU index,
 //!   sources (each serving every path, or those below a `--source /PREFIX=URL`),
 //!   coalesced downloads, freshness by repository generation; never imports [`http`].
@@ -44,8 +44,11 @@
 //!    `Fetcher::obtain`: `Flights::join` creates the entry's flight and a download
 //!    thread, which takes the entry's fs2 lock ([`cache::store::Store::claim`]), asks
 //!    the sources in order ([`cache::upstream::Upstream::fetch`], each in its own GLEP
-//!    75 layout via [`gentoo::distfiles::SourceLayouts`]), creates the part file and
-//!    runs [`cache::tee::copy`]: upstream → part file, waking readers on every block.
+//!    75 layout via [`gentoo::distfiles::SourceLayouts`]; every request carries `Via`,
+//!    the client's entries then ours), creates the part file and runs
+//!    [`cache::tee::copy`]: upstream → part file, waking readers on every block, with
+//!    a syncer beside it ([`cache::durable`]) that `fdatasync`s the part file every
+//!    16 MiB or 250 ms and writes the durable length into the lock file.
 //! 4. `obtain` returns as soon as the client's first byte is on disk (retrying a
 //!    download that broke before it); the cache answers
 //!    [`cache::Answer::Found`] with [`cache::CacheStatus::Miss`] and a
@@ -60,7 +63,9 @@
 //!    recorded in the LRU index ([`cache::index::Index::stored`]).
 //!
 //! Other clients asking meanwhile join the same flight (`COALESCED`); clients in other
-//! processes find the lock held and follow the part file.
+//! processes find the lock held and follow the part file, up to the durable length.
+//! A request whose `Via` already names this instance never gets past step 1: the
+//! mirror answers `508 Loop Detected`.
 //!
 //! # A hot request, traced
 //!

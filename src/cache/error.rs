@@ -171,6 +171,12 @@ pub enum Error {
     },
     /// The configuration cannot work otherwise (an unreadable certificate file).
     Config(String),
+    /// The client asked for a stored copy only (`only-if-cached`) and there is no
+    /// fresh one.
+    NotStored {
+        /// The path as requested.
+        path: String,
+    },
 }
 
 impl Error {
@@ -198,6 +204,23 @@ impl Error {
             Error::Upstream { attempts, .. } => attempts
                 .iter()
                 .any(|a| matches!(a.failure, Failure::Status(405 | 501))),
+            _ => false,
+        }
+    }
+
+    /// Whether every source that failed (not counting those without the file or
+    /// skipped) answered `508 Loop Detected`: the request went round a chain of caches
+    /// back to one it had passed through.
+    pub fn looped(&self) -> bool {
+        match self {
+            Error::Upstream { attempts, .. } => {
+                let failed = || {
+                    attempts.iter().filter(|a| {
+                        !matches!(a.failure, Failure::NotFound(_) | Failure::CoolingDown(_))
+                    })
+                };
+                failed().next().is_some() && failed().all(|a| a.failure == Failure::Status(508))
+            }
             _ => false,
         }
     }
@@ -231,6 +254,9 @@ impl fmt::Display for Error {
             Error::BadSource { url, reason } => write!(f, "{url}: {reason}"),
             Error::BadProxy { proxy, reason } => write!(f, "{proxy}: {reason}"),
             Error::Config(msg) => f.write_str(msg),
+            Error::NotStored { path } => {
+                write!(f, "{path} is not stored here (only-if-cached)")
+            }
         }
     }
 }
@@ -281,6 +307,9 @@ pub(crate) mod tests {
         assert!(!upstream(&[]).nowhere());
         assert!(upstream(&[Status(405)]).method_refused());
         assert!(!upstream(&[Status(500)]).method_refused());
+        assert!(upstream(&[Status(508), NotFound(404)]).looped());
+        assert!(!upstream(&[Status(508), Timeout]).looped());
+        assert!(!upstream(&[NotFound(404)]).looped());
     }
 
     #[test]

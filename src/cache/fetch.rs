@@ -8,9 +8,11 @@
 //!   length, and commits (fsync, Last-Modified, rename). Clients are told the bytes are
 //!   complete before the fsync, so it is never on their critical path.
 //! - **busy**: another process holds the lock. The thread follows that process's part
-//!   file, polling its size (every 5 to 50 ms), and relays progress to this process's
-//!   clients exactly as a leader would; if the other process dies, clients that have
-//!   not started receiving are told to try again (one of them becomes the leader).
+//!   file, polling the durable length in its lock file (every 5 to 50 ms), and relays
+//!   progress to this process's clients exactly as a leader would, never beyond what
+//!   the leader made durable (see [`super::durable`]); if the other process dies,
+//!   clients that have not started receiving are told to try again (one of them
+//!   becomes the leader).
 //!
 //! A download continues when its first client hangs up: it ends early only if nobody
 //! has been attached for the grace period (10 s by default, enough for `wget -c` to come
@@ -25,10 +27,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
 
+use super::durable::{self, Patience, SyncPeriod};
 use super::flight::{Flight, Flights, Origin, Phase, Ticket};
 use super::index::Index;
 use super::policy::Policy;
-use super::store::{Claim, Key, Lease, Meta, Store, Watch};
+use super::store::{Claim, Key, Leader, Lease, Meta, Store, Watch};
 use super::tee::{self, AbandonRule, CopyEnd};
 use super::upstream::{Ask, Fetched, Reply, Upstream};
 use super::{Error, Failure};
@@ -41,6 +44,12 @@ pub struct FetchConfig {
     pub abandon_grace: Duration,
     /// Largest block read from the upstream at once.
     pub buffer_size: usize,
+    /// How often a leader makes its part file durable for followers in other
+    /// processes (see [`super::durable`]).
+    pub sync: SyncPeriod,
+    /// How long a follower waits on a leader whose lock it cannot test while nothing
+    /// arrives (see `durable::Patience`): over NFS, a stale file handle.
+    pub follow_patience: Duration,
 }
 
 impl Default for FetchConfig {
@@ -48,6 +57,8 @@ impl Default for FetchConfig {
         FetchConfig {
             abandon_grace: Duration::from_secs(10),
             buffer_size: 64 * 1024,
+            sync: SyncPeriod::default(),
+            follow_patience: Duration::from_secs(120),
         }
     }
 }
@@ -282,7 +293,9 @@ impl Fetcher {
             grace: self.config.abandon_grace,
         };
         let len = fetched.meta.len;
-        let end = tee::copy(&mut fetched.body, &part, flight, len, rule, &mut buf);
+        let end = durable::copy_syncing(&lease, &part, flight, self.config.sync, || {
+            tee::copy(&mut fetched.body, &part, flight, len, rule, &mut buf)
+        });
         drop(buf);
         match end {
             CopyEnd::Done(n) if len.is_none_or(|len| len == n) => {
@@ -478,11 +491,12 @@ impl Fetcher {
     fn follow(&self, flight: &Flight, watch: &Watch, plan: &Plan) {
         self.stats.followed.fetch_add(1, Ordering::Relaxed);
         let mut poll = Poll::new();
+        let mut patience = Patience::new(self.config.follow_patience);
         let meta = loop {
             if let Some(meta) = watch.meta() {
                 break meta;
             }
-            if !watch.leader_alive() {
+            if self.leader_gone(watch.leader(), watch, &mut patience, false) {
                 return self.after_remote_leader(flight, plan);
             }
             poll.wait(false);
@@ -510,36 +524,68 @@ impl Fetcher {
         flight.begin(meta.clone(), part.clone(), origin);
         let mut written = 0;
         loop {
-            let alive = watch.leader_alive();
-            let size = part.metadata().map(|m| m.len()).unwrap_or(written);
-            let progressed = size > written;
-            if progressed {
-                written = size;
-                flight.advance(written);
+            let leader = watch.leader();
+            // Only what the leader made durable: on a shared filesystem the part file's
+            // size can run ahead of its data. The size still bounds it (a host that
+            // sees the lock file before the part file's new length).
+            let durable = watch.synced();
+            let mut progressed = false;
+            if durable > written {
+                let size = watch.part_len(&part).unwrap_or(written);
+                let relay = durable.min(size);
+                if relay > written {
+                    written = relay;
+                    flight.advance(written);
+                    progressed = true;
+                }
             }
             if meta.len == Some(written) {
                 flight.finish(Phase::Complete(meta));
                 return;
             }
-            if !alive {
-                flight.finish(self.remote_end(watch, plan, meta, written));
+            if self.leader_gone(leader, watch, &mut patience, progressed) {
+                flight.finish(self.remote_end(watch, &part, meta, written));
                 return;
             }
             poll.wait(progressed);
         }
     }
 
+    /// Whether the leader of the download `watch` follows is gone, given the state of
+    /// its lock just read, and whether anything arrived since the last poll: it let go
+    /// of the lock, or its lock cannot be tested and patience ran out.
+    fn leader_gone(
+        &self,
+        leader: Leader,
+        watch: &Watch,
+        patience: &mut Patience,
+        moved: bool,
+    ) -> bool {
+        match leader {
+            Leader::Gone => true,
+            Leader::Holding => patience.poll(moved, true),
+            Leader::Unknown(e) => {
+                let gone = patience.poll(moved, false);
+                if gone {
+                    warn!(
+                        "giving up on the download of {} in another process: its lock cannot be tested ({e}) and nothing arrived for {}s",
+                        watch.target().display(),
+                        self.config.follow_patience.as_secs()
+                    );
+                }
+                gone
+            }
+        }
+    }
+
     /// How a download in another process ended, once its leader let go of the lock
-    /// with `written` bytes in the part file.
-    fn remote_end(&self, watch: &Watch, plan: &Plan, meta: Meta, written: u64) -> Phase {
-        // Unknown length: complete only if the leader renamed it into place.
-        let done = meta.len.is_none()
-            && matches!(self.store.lookup(&plan.key), Ok(Some(e)) if e.len == written);
-        if done {
-            Phase::Complete(Meta {
-                len: Some(written),
-                ..meta
-            })
+    /// with `written` bytes relayed from `part`.
+    fn remote_end(&self, watch: &Watch, part: &File, meta: Meta, written: u64) -> Phase {
+        // Complete if the leader renamed our part file into place (after its fsync):
+        // every byte is durable, also those beyond the last durable length it wrote.
+        let len = watch.renamed(part);
+        if len.is_some_and(|n| meta.len.is_none_or(|m| m == n) && n >= written) {
+            Phase::Complete(Meta { len, ..meta })
         } else if let Some(stored) = watch.disk_failure() {
             Phase::Broken {
                 reason: "the disk refused the file in another process".into(),

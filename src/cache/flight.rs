@@ -76,6 +76,8 @@ struct State {
     begun: Option<Instant>,
     /// Completed from a file already on disk, without a transfer.
     from_disk: bool,
+    /// Counts [`Flight::wake`] calls.
+    wakes: u64,
 }
 
 /// One download in progress.
@@ -117,6 +119,7 @@ impl Flight {
                 alone_since: Some(Instant::now()),
                 begun: None,
                 from_disk: false,
+                wakes: 0,
             }),
             cond: Condvar::new(),
         }
@@ -185,6 +188,34 @@ impl Flight {
             .wait_timeout_while(s, timeout, |s| s.written <= pos && !s.phase.is_final())
             .unwrap_or_else(PoisonError::into_inner);
         (s.written, s.phase.clone())
+    }
+
+    /// Blocks until `enough(written)` holds, or [`Flight::wake`] is called, or the
+    /// flight is final, or `timeout` passes; returns the bytes on disk then. (For the
+    /// leader's own helpers, such as the syncer of [`super::durable`], which wait on the
+    /// download's progress with conditions of their own.)
+    pub(crate) fn wait_written(&self, timeout: Duration, enough: impl Fn(u64) -> bool) -> u64 {
+        let s = self.lock();
+        let woken = s.wakes;
+        let (s, _) = self
+            .cond
+            .wait_timeout_while(s, timeout, |s| {
+                !enough(s.written) && s.wakes == woken && !s.phase.is_final()
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        s.written
+    }
+
+    /// Bytes on disk now.
+    pub(crate) fn written(&self) -> u64 {
+        self.lock().written
+    }
+
+    /// Wakes every [`Flight::wait_written`] now, whatever its condition.
+    pub(crate) fn wake(&self) {
+        let mut s = self.lock();
+        s.wakes = s.wakes.wrapping_add(1);
+        self.cond.notify_all();
     }
 
     /// Bytes per second since the headers arrived, once some arrived.

@@ -4,12 +4,18 @@
 //! through what cannot be stored) is decided here and below, never by the caller.
 //!
 //! ```text
-//! Cache::get ─► lookup (entry or an alternate)
+//! Cache::get ─► only-if-cached? ─► HIT (a fresh file on disk) | NotStored (504)
+//!     lookup (entry or an alternate)
 //!     ├─ found, fresh ──────────────────────────────► HIT (the file on disk)
 //!     ├─ found, must be revalidated ─► obtain (conditional) ─► REVALIDATED | new copy | STALE
 //!     ├─ missing, HEAD, nobody downloading ─► ask the sources for headers ─► MISS
 //!     └─ missing ─► obtain ─► MISS | COALESCED (a download in progress) | pass-through
 //! ```
+//!
+//! A request that came through another cache ([`Query::via`]) does not wait on a
+//! download that is still waiting for a source's headers when that source may be
+//! another package-cache: it is answered by a request of its own, passed through and
+//! not stored (see `Cache::waits_on_a_cache`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,7 +24,7 @@ use log::{debug, warn};
 
 use super::content::Content;
 use super::fetch::{FetchConfig, Fetcher, Joined, Obtained, Plan};
-use super::flight::{FlightInfo, Ticket};
+use super::flight::{FlightInfo, Phase, Ticket};
 use super::generations::{Copy, Round};
 use super::index::Index;
 use super::policy::{Freshness, Policy};
@@ -37,6 +43,10 @@ pub struct Want {
     /// The answer must know the file's length before it starts (a range or
     /// conditional request): a download without a `Content-Length` is waited for.
     pub length: bool,
+    /// Only a stored copy will do (`Cache-Control: only-if-cached`, RFC 9111
+    /// §5.2.1.7): a fresh file on disk, or [`Error::NotStored`]; nothing is fetched,
+    /// revalidated or joined.
+    pub only_if_cached: bool,
 }
 
 /// One request's question to the cache.
@@ -56,6 +66,10 @@ pub struct Query<'a> {
     pub query: Option<&'a str>,
     /// The path as the client asked for it, for messages.
     pub label: &'a str,
+    /// The `Via` entries the request arrived with (normalised), when it came through
+    /// other caches: passed on to the sources before our own entry. A download shared
+    /// by several clients carries those of the client that started it.
+    pub via: Option<&'a str>,
 }
 
 /// The cache's answer.
@@ -101,6 +115,9 @@ impl Cache {
 
     /// Answers `query`: see the module docs for the decisions on the way.
     pub fn get(&self, query: &Query<'_>) -> Answer {
+        if query.want.only_if_cached {
+            return self.only_stored(query);
+        }
         if query.query.is_some() {
             // One answer per query string, never shared: passed through, not stored.
             return self.direct(query, query.want.head);
@@ -158,8 +175,56 @@ impl Cache {
         self.policy.round(key, joined)
     }
 
+    /// `only-if-cached`: a fresh complete file, or `NotStored`. A copy that would have
+    /// to be revalidated is not fresh; a download in progress is not stored yet.
+    fn only_stored(&self, query: &Query<'_>) -> Answer {
+        let entry = match query.query {
+            Some(_) => Ok(None),
+            None => self.lookup(query),
+        };
+        match entry {
+            Ok(Some(entry)) if self.freshness(&query.key, &entry) == Freshness::Fresh => {
+                self.stored(entry, CacheStatus::Hit)
+            }
+            Ok(_) => Answer::Failed(Arc::new(Error::NotStored {
+                path: query.label.to_owned(),
+            })),
+            Err(e) => {
+                warn!("{e}");
+                Answer::Failed(Arc::new(e))
+            }
+        }
+    }
+
+    /// Whether `query` came through other caches and would join a download of ours
+    /// that is still waiting for a source's headers, from sources that may be
+    /// package-caches themselves. That download's request carries the `Via` entries of
+    /// the client that started it, not this one's: if it is on its way to one of the
+    /// caches this request came through, that cache is waiting on us while we wait on
+    /// it (two caches that are each other's source, asked for the same file at the
+    /// same moment), and nobody would notice the loop. So such a request is answered
+    /// with a request of its own, carrying its own entries: a loop comes back as `508`
+    /// at once, anything else streams through without being stored. Downloads whose
+    /// bytes are flowing, and sources known to be origins, are joined as usual.
+    fn waits_on_a_cache(&self, query: &Query<'_>) -> bool {
+        query.via.is_some()
+            && self
+                .fetcher
+                .flights()
+                .get(&query.key)
+                .is_some_and(|f| matches!(f.phase(), Phase::Connecting))
+            && self.upstream().may_reach_cache(&(query.paths)())
+    }
+
     /// Downloads a file we do not have (or joins its download).
     fn miss(&self, query: &Query<'_>) -> Answer {
+        if self.waits_on_a_cache(query) {
+            debug!(
+                "{}: a download from a cache is waiting for headers; asking on our own",
+                query.label
+            );
+            return self.direct(query, query.want.head);
+        }
         let round = self.round(&query.key);
         let plan = self.plan(query, None);
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
@@ -168,6 +233,13 @@ impl Cache {
 
     /// Asks the sources whether our copy of a file that changes in place is current.
     fn revalidate(&self, query: &Query<'_>, entry: Entry) -> Answer {
+        if self.waits_on_a_cache(query) {
+            debug!(
+                "{}: a revalidation from a cache is waiting for headers; asking on our own",
+                query.label
+            );
+            return self.direct(query, query.want.head);
+        }
         let round = self.round(&query.key);
         let plan = self.plan(query, Some(&entry));
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
@@ -268,6 +340,7 @@ impl Cache {
         if let Some(origin) = ticket.flight().origin() {
             let ask = Ask {
                 from: Some(first),
+                via: query.via.map(str::to_owned),
                 ..Ask::default()
             };
             match self
@@ -327,6 +400,7 @@ impl Cache {
             head,
             paths: (query.paths)(),
             query: query.query.map(str::to_owned),
+            via: query.via.map(str::to_owned),
             ..Ask::default()
         };
         match self.fetcher.upstream().fetch(query.label, &ask) {
@@ -366,6 +440,7 @@ impl Cache {
                 if_modified_since: held,
                 etags,
                 not_older_than: held.max(self.policy.newest(key)),
+                via: query.via.map(str::to_owned),
                 ..Ask::default()
             },
             label: query.label.to_owned(),
@@ -465,6 +540,7 @@ mod tests {
             paths: &paths,
             query: None,
             label: path,
+            via: None,
         })
     }
 

@@ -11,6 +11,8 @@
 //!   from one generation.
 //! - [`fetch`]: running downloads, one per entry across threads and processes.
 //! - [`flight`]: downloads in progress, shared by every client that wants the same file.
+//! - [`durable`]: how far other processes may follow a download (the leader's periodic
+//!   `fdatasync` and the durable length in its lock file).
 //! - [`tee`]: the download loop (upstream → disk → every waiting client) and the reader
 //!   each client streams from.
 //! - [`upstream`]: the ureq client and ordered failover over the sources, each
@@ -25,6 +27,7 @@
 
 pub mod content;
 pub mod cull;
+pub mod durable;
 pub mod error;
 pub mod fetch;
 pub mod flight;

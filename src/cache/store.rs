@@ -6,8 +6,14 @@
 //!
 //! - `.c.pc-lock`: held with an exclusive fs2 (flock) lock by the one download in
 //!   progress (in any process sharing the directory); once the upstream answered it
-//!   holds a line of metadata (length, Last-Modified, ETag) for other processes;
+//!   holds a line of metadata (length, Last-Modified, ETag) for other processes, then
+//!   the durable length (`synced N N`, see [`Lease::publish_synced`]), then, if the
+//!   disk failed, `disk N`;
 //! - `.c.pc-part`: the bytes received so far.
+//!
+//! Another process (on this host or, over NFS or CephFS, on another) relays only the
+//! bytes below the durable length: on a network filesystem the part file's size can
+//! run ahead of its data, and a gap reads as zeros.
 //!
 //! On success the part file is fsynced, stamped with the upstream's Last-Modified and
 //! renamed over `c`, then the lock file is removed; on failure both are removed. Since a
@@ -19,6 +25,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
@@ -220,6 +227,7 @@ impl Store {
                         paths,
                         lock,
                         finished: false,
+                        synced_at: AtomicU64::new(0),
                     }));
                 }
                 Err(e) if is_contended(&e) => return Ok(Claim::Busy(Watch { paths, lock })),
@@ -412,6 +420,9 @@ pub struct Lease {
     paths: Paths,
     lock: File,
     finished: bool,
+    /// Where the `synced` line goes in the lock file: after the metadata line (0 until
+    /// [`Lease::publish`]).
+    synced_at: AtomicU64,
 }
 
 impl Lease {
@@ -434,7 +445,26 @@ impl Lease {
     /// Records what the upstream announced, for followers in other processes. Must be
     /// called after [`Lease::create_part`].
     pub fn publish(&self, meta: &Meta) -> io::Result<()> {
-        self.lock.write_all_at(meta.encode().as_bytes(), 0)
+        let line = meta.encode();
+        self.lock.write_all_at(line.as_bytes(), 0)?;
+        self.synced_at.store(line.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Records that the first `n` bytes of the part file are durable (the caller
+    /// `fdatasync`ed them): a line `synced N N` after the metadata, rewritten in place
+    /// (fixed width, the number twice, so a reader that catches it half-written sees
+    /// two different numbers and ignores the line). The lock file is flushed too, so
+    /// that followers on other hosts can read it. Followers in other processes never
+    /// relay bytes beyond it. Call it after [`Lease::publish`].
+    pub fn publish_synced(&self, n: u64) -> io::Result<()> {
+        let at = self.synced_at.load(Ordering::Relaxed);
+        if at == 0 {
+            return Err(io::Error::other("the metadata is not published yet"));
+        }
+        self.lock
+            .write_all_at(format!("synced {n:020} {n:020}\n").as_bytes(), at)?;
+        self.lock.sync_data()
     }
 
     /// Tells followers in other processes that writing to disk failed after `stored`
@@ -477,6 +507,19 @@ pub struct Watch {
     lock: File,
 }
 
+/// What a follower can tell about the leader of a download (see [`Watch::leader`]).
+#[derive(Debug)]
+pub enum Leader {
+    /// It holds the lock: the download goes on.
+    Holding,
+    /// It let go of the lock, or its lock file is gone or replaced: the download ended
+    /// (the file is in place, or it failed).
+    Gone,
+    /// The lock cannot be tested (over NFS: a stale file handle, no lock manager); the
+    /// error says why. The caller decides how long to wait for progress.
+    Unknown(io::Error),
+}
+
 impl Watch {
     /// Where the file will appear.
     pub fn target(&self) -> &Path {
@@ -485,21 +528,78 @@ impl Watch {
 
     /// The metadata the leader published, once it has.
     pub fn meta(&self) -> Option<Meta> {
-        let mut buf = [0u8; 1024];
-        let n = self.lock.read_at(&mut buf, 0).ok()?;
-        Meta::decode(std::str::from_utf8(&buf[..n]).ok()?)
+        Meta::decode(&self.lock_text()?)
     }
 
     /// Bytes the leader had stored when the disk refused the rest, if it said so (see
     /// [`Lease::publish_disk_failure`]).
     pub fn disk_failure(&self) -> Option<u64> {
-        let mut buf = [0u8; 1100];
-        let n = self.lock.read_at(&mut buf, 0).ok()?;
-        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let text = self.lock_text()?;
         text.lines()
             .skip(1)
             .find_map(|l| l.strip_prefix("disk "))
             .and_then(|n| n.trim().parse().ok())
+    }
+
+    /// The durable length the leader published ([`Lease::publish_synced`]): the bytes
+    /// a follower may relay. 0 until it published one (a leader of an older version
+    /// never does: its followers wait for the complete file).
+    pub fn synced(&self) -> u64 {
+        self.lock_text().as_deref().map_or(0, parse_synced)
+    }
+
+    /// The lock file's text (its first 4 KiB), read through a new descriptor while the
+    /// path still names the file we watch: on NFS, opening revalidates the client's
+    /// cache (close-to-open consistency), where a descriptor kept open may be served
+    /// stale pages for as long as the attribute cache is trusted (3 to 60 s).
+    fn lock_text(&self) -> Option<String> {
+        let fresh = File::open(&self.paths.lock)
+            .ok()
+            .filter(|f| same_inode(f, &self.lock));
+        let mut buf = vec![0u8; 4096];
+        let n = fresh
+            .as_ref()
+            .unwrap_or(&self.lock)
+            .read_at(&mut buf, 0)
+            .ok()?;
+        buf.truncate(n);
+        String::from_utf8(buf).ok()
+    }
+
+    /// The part file's length, read through a new descriptor (for the same reason as
+    /// the lock file's text) while the path still names `part`; else `part`'s own.
+    pub fn part_len(&self, part: &File) -> io::Result<u64> {
+        match File::open(&self.paths.part) {
+            Ok(f) if same_inode(&f, part) => Ok(f.metadata()?.len()),
+            _ => Ok(part.metadata()?.len()),
+        }
+    }
+
+    /// If the leader renamed `part` (opened through [`Watch::open_part`]) into place,
+    /// the complete file's length (read through the new name, so revalidated).
+    pub fn renamed(&self, part: &File) -> Option<u64> {
+        let file = File::open(&self.paths.target).ok()?;
+        same_inode(&file, part)
+            .then(|| file.metadata().ok().map(|m| m.len()))
+            .flatten()
+    }
+
+    /// Whether the leader still holds its lock, tested with a shared lock (a crashed
+    /// leader's lock is released by the kernel, or on NFS by the server once the
+    /// client's lease expires). A lock file that is gone or replaced means the leader
+    /// is done, whatever the lock says.
+    pub fn leader(&self) -> Leader {
+        if !same_file(&self.lock, &self.paths.lock) {
+            return Leader::Gone;
+        }
+        match fs2::FileExt::try_lock_shared(&self.lock) {
+            Ok(()) => {
+                let _ = fs2::FileExt::unlock(&self.lock);
+                Leader::Gone
+            }
+            Err(e) if is_contended(&e) => Leader::Holding,
+            Err(e) => Leader::Unknown(e),
+        }
     }
 
     /// Opens the leader's partial file, if it still exists.
@@ -511,22 +611,43 @@ impl Watch {
         }
     }
 
-    /// Whether the leader still holds its lock. (A crashed leader's lock is released
-    /// by the kernel.)
+    /// Whether the leader still holds its lock, or may: [`Watch::leader`] is not
+    /// [`Leader::Gone`].
     pub fn leader_alive(&self) -> bool {
-        match fs2::FileExt::try_lock_shared(&self.lock) {
-            Ok(()) => {
-                let _ = fs2::FileExt::unlock(&self.lock);
-                false
-            }
-            Err(_) => true,
-        }
+        !matches!(self.leader(), Leader::Gone)
     }
 }
 
 fn is_contended(e: &io::Error) -> bool {
     e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
         || e.kind() == ErrorKind::WouldBlock
+}
+
+/// The durable length in a lock file's text: its `synced N N` line with two equal
+/// numbers, else 0.
+fn parse_synced(text: &str) -> u64 {
+    let line = text
+        .split_inclusive('\n')
+        .skip(1)
+        .find(|l| l.starts_with("synced ") && l.ends_with('\n'));
+    let mut numbers = line
+        .unwrap_or_default()
+        .trim_end()
+        .split(' ')
+        .skip(1)
+        .map(|n| n.parse::<u64>().ok());
+    match (numbers.next(), numbers.next(), numbers.next()) {
+        (Some(Some(a)), Some(Some(b)), None) if a == b => a,
+        _ => 0,
+    }
+}
+
+/// Whether two open files are the same file.
+fn same_inode(a: &File, b: &File) -> bool {
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// Whether the open `file` is still the one at `path`.
@@ -623,6 +744,73 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["file.bin"]);
+    }
+
+    #[test]
+    fn the_durable_length_is_published_after_the_metadata() {
+        let store = temp_store("synced");
+        let key = Key::new("/d/file.bin").unwrap();
+        let Claim::Leader(lease) = store.claim(&key).unwrap() else {
+            panic!("busy")
+        };
+        lease.create_part().unwrap();
+        assert!(lease.publish_synced(1).is_err(), "no metadata yet");
+        let meta = Meta {
+            len: Some(100),
+            etag: Some("\"x\"".into()),
+            ..Meta::default()
+        };
+        lease.publish(&meta).unwrap();
+        let Claim::Busy(watch) = store.claim(&key).unwrap() else {
+            panic!("not busy")
+        };
+        assert_eq!(watch.synced(), 0, "nothing durable yet");
+        lease.publish_synced(10).unwrap();
+        assert_eq!(watch.synced(), 10);
+        lease.publish_synced(99).unwrap();
+        assert_eq!((watch.synced(), watch.meta()), (99, Some(meta)));
+        assert_eq!(watch.disk_failure(), None);
+        lease.publish_disk_failure(99).unwrap();
+        assert_eq!((watch.synced(), watch.disk_failure()), (99, Some(99)));
+        assert!(matches!(watch.leader(), Leader::Holding));
+        drop(lease);
+        assert!(matches!(watch.leader(), Leader::Gone));
+    }
+
+    #[test]
+    fn a_half_written_durable_length_reads_as_none() {
+        let line = |a: &str, b: &str| format!("pc1 5 - -\nsynced {a} {b}\n");
+        assert_eq!(
+            parse_synced(&line("00000000000000000042", "00000000000000000042")),
+            42
+        );
+        assert_eq!(
+            parse_synced(&line("00000000000000001042", "00000000000000000042")),
+            0
+        );
+        assert_eq!(
+            parse_synced("pc1 5 - -\nsynced 00000000000000000042 000000"),
+            0
+        );
+        assert_eq!(parse_synced("synced 1 1\n"), 0, "not the metadata line");
+        assert_eq!(parse_synced("pc1 5 - -\ndisk 3\n"), 0);
+    }
+
+    #[test]
+    fn a_watched_lock_file_that_is_gone_means_the_leader_is_done() {
+        let store = temp_store("gone");
+        let key = Key::new("/d/file.bin").unwrap();
+        let Claim::Leader(lease) = store.claim(&key).unwrap() else {
+            panic!("busy")
+        };
+        let Claim::Busy(watch) = store.claim(&key).unwrap() else {
+            panic!("not busy")
+        };
+        // The lock is still held (as it is for a moment after a commit, or as a stale
+        // NFS handle may pretend), but the lock file is no longer there.
+        fs::remove_file(store.root().join("d/.file.bin.pc-lock")).unwrap();
+        assert!(matches!(watch.leader(), Leader::Gone));
+        drop(lease);
     }
 
     #[test]

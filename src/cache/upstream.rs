@@ -12,11 +12,17 @@
 //! reads no proxy settings of its own. The agents run on our own connector chain
 //! (see `transport`): `http://` sources go to a proxy as plain requests, and https
 //! sources are verified against the [`TrustStore`].
+//!
+//! Every request carries a `Via` header (RFC 9110 §7.6.3): the entries the client's
+//! request arrived with ([`Ask::via`]), then this instance's own
+//! ([`Upstream::set_name`]), so that a chain of caches that loops back is answered
+//! `508 Loop Detected` instead of waiting on itself. Whether a source is itself a
+//! package-cache is learned from the `Via` of its responses ([`Upstream::may_reach_cache`]).
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
@@ -26,7 +32,7 @@ use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::tls::TrustStore;
 use super::{Attempt, Error, Failure, tls, transport};
-use crate::proto::{date, path};
+use crate::proto::{date, path, via};
 
 /// How to reach the sources.
 #[derive(Clone, Debug)]
@@ -68,6 +74,10 @@ pub struct Ask {
     pub from: Option<u64>,
     /// A query string (without `?`, as the client sent it) to pass on.
     pub query: Option<String>,
+    /// The `Via` entries the client's request arrived with (normalised, see
+    /// [`via::normalise`]), passed on before this instance's own entry. `None` for a
+    /// request from an end client, and for requests the cache makes on its own.
+    pub via: Option<String>,
 }
 
 impl Ask {
@@ -150,7 +160,16 @@ pub struct Source {
     /// Body bytes received from it.
     pub bytes: AtomicU64,
     health: Mutex<Health>,
+    /// What its responses' `Via` said it is: [`PEER_UNKNOWN`] until it answered.
+    peer: AtomicU8,
 }
+
+/// No response from the source yet: it may be a package-cache.
+const PEER_UNKNOWN: u8 = 0;
+/// Its last response carried no package-cache `Via` entry.
+const PEER_ORIGIN: u8 = 1;
+/// Its last response came through a package-cache.
+const PEER_CACHE: u8 = 2;
 
 #[derive(Debug, Default)]
 struct Health {
@@ -214,6 +233,21 @@ impl Source {
             last_latency: h.last_latency,
             down: h.down_until.is_some_and(|t| t > Instant::now()),
         }
+    }
+
+    /// Records what the `Via` of one of its responses says it is.
+    fn saw_via<'a>(&self, values: impl IntoIterator<Item = &'a str>) {
+        let peer = if via::from_package_cache(values) {
+            PEER_CACHE
+        } else {
+            PEER_ORIGIN
+        };
+        self.peer.store(peer, Ordering::Relaxed);
+    }
+
+    /// Whether it is (or, before its first answer, may be) another package-cache.
+    pub fn may_be_cache(&self) -> bool {
+        self.peer.load(Ordering::Relaxed) != PEER_ORIGIN
     }
 
     fn is_down(&self) -> bool {
@@ -299,6 +333,8 @@ pub struct Upstream {
     sources: Vec<Arc<Source>>,
     /// (source, path) → when its body broke: that source is asked last for that path.
     broken: Mutex<HashMap<(usize, String), Instant>>,
+    /// This instance's name in `Via` (see [`Upstream::set_name`]).
+    name: OnceLock<String>,
 }
 
 impl Upstream {
@@ -327,6 +363,7 @@ impl Upstream {
                 failures: AtomicU64::new(0),
                 bytes: AtomicU64::new(0),
                 health: Mutex::new(Health::default()),
+                peer: AtomicU8::new(PEER_UNKNOWN),
             }));
         }
         // The trust store is read only when a source needs it; a redirect from an
@@ -369,7 +406,30 @@ impl Upstream {
             agents,
             sources,
             broken: Mutex::new(HashMap::new()),
+            name: OnceLock::new(),
         })
+    }
+
+    /// Names this instance in the `Via` header of every request to the sources (and,
+    /// for the mirror, of every response); the first name set stays. Until a name is
+    /// set, requests pass on the client's entries without one of ours.
+    pub fn set_name(&self, name: &str) {
+        let _ = self.name.set(name.to_owned());
+    }
+
+    /// This instance's name in `Via`, once set.
+    pub fn name(&self) -> Option<&str> {
+        self.name.get().map(String::as_str)
+    }
+
+    /// Whether asking for `paths` may reach another package-cache: a source with a path
+    /// that answered through one, or that has not answered yet. (A download waiting on
+    /// such a source may be waiting, further up, on a download of ours.)
+    pub fn may_reach_cache(&self, paths: &[Option<String>]) -> bool {
+        self.sources
+            .iter()
+            .zip(paths)
+            .any(|(s, p)| p.is_some() && s.may_be_cache())
     }
 
     /// The sources, in configured order.
@@ -475,6 +535,13 @@ impl Upstream {
             }
         };
         let response = result.map_err(|e| fail(Failure::from_ureq(e)))?;
+        source.saw_via(
+            response
+                .headers()
+                .get_all("via")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         let status = response.status().as_u16();
         debug!(
             "{} {url}: {status} in {}ms",
@@ -531,6 +598,14 @@ impl Upstream {
         }
         if let Some(from) = ask.from {
             req = req.header("Range", format!("bytes={from}-"));
+        }
+        let ours = self.name().map(via::entry_for);
+        let chain = match (ask.via.as_deref(), ours) {
+            (Some(theirs), Some(ours)) => Some(format!("{theirs}, {ours}")),
+            (theirs, ours) => ours.or_else(|| theirs.map(str::to_owned)),
+        };
+        if let Some(chain) = chain {
+            req = req.header("Via", chain);
         }
         req.call()
     }
@@ -710,7 +785,13 @@ mod tests {
             failures: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             health: Mutex::new(Health::default()),
+            peer: AtomicU8::new(PEER_UNKNOWN),
         };
+        assert!(s.may_be_cache(), "unknown until it answers");
+        s.saw_via(["1.1 varnish (Varnish/6.0)"]);
+        assert!(!s.may_be_cache());
+        s.saw_via(["1.1 r:4000 (package-cache/0.2.0)"]);
+        assert!(s.may_be_cache());
         s.failed(&Failure::NotFound(404));
         assert!(!s.is_down());
         assert_eq!(s.failures.load(Ordering::Relaxed), 0);

@@ -61,8 +61,9 @@ fn run(state: &(Mutex<bool>, Condvar), target: SocketAddr, period: Duration) {
     let (stop, wake) = state;
     let mut stopped = stop.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
+        // Waits out the period unless stopped meanwhile (or before it began).
         stopped = wake
-            .wait_timeout(stopped, period)
+            .wait_timeout_while(stopped, period, |stopped| !*stopped)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
         if *stopped {

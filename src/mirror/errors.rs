@@ -4,13 +4,17 @@ use crate::cache::{Error, Failure};
 use crate::http::Response;
 
 /// The HTTP status that reports a cache error to a client: 404 when the path is
-/// refused or every source said not found; 504 when every other failure was a
-/// timeout; 502 for the remaining upstream failures and broken downloads; 500 for
-/// local trouble.
+/// refused or every source said not found; 508 when every source that failed found a
+/// loop (a chain of caches leading back to one the request passed through); 504 when
+/// every other failure was a timeout, or when only a stored copy would do and there is
+/// none (`only-if-cached`); 502 for the remaining upstream failures and broken
+/// downloads; 500 for local trouble.
 pub fn status_of(e: &Error) -> u16 {
     match e {
         Error::InvalidPath { .. } => 404,
         Error::Upstream { .. } if e.nowhere() => 404,
+        Error::Upstream { .. } if e.looped() => 508,
+        Error::NotStored { .. } => 504,
         Error::Upstream { attempts, .. } => {
             // Sources not asked (cooling down) and those without the file say nothing
             // about whether the others were slow or broken.
@@ -62,6 +66,12 @@ mod tests {
         assert_eq!(status_of(&upstream(&[NotFound(404), cooling()])), 404);
         assert_eq!(status_of(&upstream(&[Timeout, cooling()])), 504);
         assert_eq!(status_of(&upstream(&[Older, NotFound(404)])), 502);
+        assert_eq!(status_of(&upstream(&[Status(508), NotFound(404)])), 508);
+        assert_eq!(status_of(&upstream(&[Status(508), Status(500)])), 502);
+        let not_stored = Error::NotStored {
+            path: "/d/x".into(),
+        };
+        assert_eq!(status_of(&not_stored), 504);
         let resp = error_response(&upstream(&[NotFound(404)]));
         assert_eq!(resp.status(), 404);
         assert!(resp.header("X-Cache").is_none());

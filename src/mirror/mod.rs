@@ -11,6 +11,12 @@
 //! plain sources; a path no source serves is 404. For the plain sources, requests
 //! below `/distfiles/` are mapped to one entry per file whatever their form (see
 //! [`crate::gentoo::distfiles`]) and `/distfiles/layout.conf` always answers 200.
+//!
+//! Caches chain (a site cache's source is a regional cache), so every response names
+//! this instance in `Via` (RFC 9110 §7.6.3), the request's own `Via` entries are
+//! passed on to the sources (before ours, which the cache adds), and a request that
+//! already names this instance went round a loop: it is answered `508 Loop Detected`
+//! at once, before the cache is asked, so no download ever waits on itself.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -32,6 +38,7 @@ use crate::gentoo::distfiles::SourceLayouts;
 use crate::gentoo::layout;
 use crate::http::conditional::{self, Representation};
 use crate::http::{Body, Handler, Method, Request, Response, date, mime};
+use crate::proto::via;
 
 /// Largest `layout.conf` we read, in bytes.
 const MAX_LAYOUT_CONF: u64 = 64 * 1024;
@@ -80,6 +87,25 @@ impl Mirror {
 
 impl Handler for Mirror {
     fn handle(&self, req: &mut Request) -> Response {
+        let Some(name) = self.cache.upstream().name() else {
+            return self.answer(req);
+        };
+        let resp = if via::names(req.headers().get_all("Via"), name) {
+            debug!("{}: the request already passed through {name}", req.path());
+            Response::text(
+                508,
+                format!("508 Loop Detected: this request already passed through {name}\n"),
+            )
+        } else {
+            self.answer(req)
+        };
+        resp.with_header("Via", via::entry_for(name))
+    }
+}
+
+impl Mirror {
+    /// The answer to a request that is not a loop.
+    fn answer(&self, req: &mut Request) -> Response {
         if !matches!(req.method(), Method::Get | Method::Head) {
             return Response::method_not_allowed("GET, HEAD");
         }
@@ -105,6 +131,7 @@ impl Handler for Mirror {
             // Read whole, to check it, whatever the client asked.
             want = Want::default();
         }
+        let received = via::normalise(req.headers().get_all("Via"));
         let query = Query {
             key: target.key.clone(),
             alternates: &target.alternates,
@@ -112,6 +139,7 @@ impl Handler for Mirror {
             paths: &paths,
             query: req.query(),
             label: &path,
+            via: received.as_deref(),
         };
         let answer = self.cache.get(&query);
         if target.layout_conf {

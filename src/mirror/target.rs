@@ -68,9 +68,10 @@ pub fn prefixed_target(path: &str) -> Result<Target, Error> {
     })
 }
 
-/// What `req` wants of the file: headers only, the first byte its range needs, and
+/// What `req` wants of the file: headers only, the first byte its range needs,
 /// whether the answer must know the length before it starts (a range or a
-/// conditional request is evaluated against the length).
+/// conditional request is evaluated against the length), and whether only a stored
+/// copy will do (`Cache-Control: only-if-cached`).
 pub fn want(req: &Request) -> Want {
     let length = ["Range", "If-Modified-Since", "If-None-Match"]
         .iter()
@@ -79,6 +80,7 @@ pub fn want(req: &Request) -> Want {
         head: req.is_head(),
         first_byte: first_byte(req),
         length,
+        only_if_cached: req.headers().has_token("Cache-Control", "only-if-cached"),
     }
 }
 
@@ -174,13 +176,17 @@ mod tests {
             Want {
                 head: false,
                 first_byte: 100,
-                length: true
+                length: true,
+                only_if_cached: false,
             }
         );
         let if_range = ranged.with_header("If-Range", "\"x\"");
         assert_eq!(want(&if_range).first_byte, 0);
         let head = Request::new(Method::Head, "/a").unwrap();
         assert!(want(&head).head);
+        let stored_only =
+            Request::get("/a").with_header("Cache-Control", "max-age=0, Only-If-Cached");
+        assert!(want(&stored_only).only_if_cached);
         let conditional =
             Request::get("/a").with_header("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT");
         assert!(want(&conditional).length);

@@ -1,5 +1,5 @@
 //! The vocabulary both the HTTP framework and the cache speak, and nothing else:
-//! HTTP dates, request paths, address ranges and status reason phrases.
+//! HTTP dates, request paths, address ranges, status reason phrases and `Via` entries.
 //!
 //! The framework ([`crate::http`]) re-exports these modules as `http::date`,
 //! `http::path` and `http::access::Cidr`; the cache ([`crate::cache`]) uses them
@@ -9,3 +9,4 @@ pub mod cidr;
 pub mod date;
 pub mod path;
 pub mod reason;
+pub mod via;

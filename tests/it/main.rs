@@ -11,6 +11,7 @@
 
 mod support;
 
+mod chains;
 mod cli;
 mod coalescing;
 mod contrib;
@@ -32,6 +33,7 @@ mod operations;
 mod prefixes;
 mod properties;
 mod shard;
+mod shared_dir;
 mod slow_clients;
 mod soak;
 mod upstream_proxy;

@@ -22,6 +22,12 @@ pub fn output(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A port nobody listens on right now (bound and released), for [`Process::start_on`].
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// A running `package-cache` process; killed on drop.
 pub struct Process {
     pub child: Child,
@@ -38,10 +44,21 @@ impl Process {
 
     /// Like [`Process::start`], with extra environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Process {
+        Process::spawn(args, env, 0)
+    }
+
+    /// Like [`Process::start`], on a given port (from [`free_port`]): for a process
+    /// whose address another one must know before it starts.
+    pub fn start_on(port: u16, args: &[&str]) -> Process {
+        Process::spawn(args, &[], port)
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)], port: u16) -> Process {
+        let port = port.to_string();
         let mut child = binary()
             .envs(env.iter().copied())
             .args(args)
-            .args(["--host", "127.0.0.1", "--port", "0", "-v"])
+            .args(["--host", "127.0.0.1", "--port", &port, "-v"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
