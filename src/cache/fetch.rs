@@ -260,6 +260,13 @@ impl Fetcher {
     }
 
     fn run(&self, flight: &Arc<Flight>, plan: &Plan) {
+        // A download that just found this file nowhere may have ended between this
+        // client's look at the negative cache and its join: its answer stands.
+        if let Some(e) = self.policy.missing(&plan.key) {
+            flight.finish(Phase::Failed(e));
+            self.flights.remove(flight);
+            return;
+        }
         match self.store.claim(&plan.key) {
             Ok(Claim::Leader(lease)) => self.lead(flight, lease, plan),
             Ok(Claim::Busy(watch)) => self.follow(flight, &watch, plan),
