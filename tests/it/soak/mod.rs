@@ -170,7 +170,7 @@ impl Settings {
             None => Settings {
                 long: false,
                 chaos: Duration::from_secs(14),
-                max_requests: 3000,
+                max_requests: 3600,
                 files: 240,
                 missing: 8,
                 clients: 16,
