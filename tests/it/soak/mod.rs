@@ -47,6 +47,7 @@
 
 mod checker;
 mod faults;
+mod known_bugs;
 mod runner;
 
 use std::sync::{Arc, RwLock};
@@ -75,13 +76,12 @@ pub const READ_TIMEOUT_SECS: u64 = 2;
 pub const NEGATIVE_TTL_SECS: u64 = 1;
 
 /// Whether answers that go back in time (see [`checker::Timeline`]) are expected.
-/// The cache has bugs this soak shows: 1 on files only one process serves, 2, 3, 4
-/// and 6 also reproduced on their own against one in-process cache (6 with the other
-/// process's copy put in place by hand):
+/// The cache has bugs this soak shows; `known_bugs` reproduces each on its own:
 ///
-/// 1. While a new version is being committed (every byte sent to its clients, the
-///    fsync and rename still to come), a request is answered from the older copy on
-///    disk as a fresh HIT.
+/// 1. While a new version is downloaded and stored, a request is answered from the
+///    older copy on disk as a fresh HIT, although the process already gave the new
+///    one out whole: to a HEAD (whole as soon as the download starts), or to a GET
+///    whose last byte came before the fsync and rename.
 /// 2. A new version that cannot be stored (its source sent no length) is passed on,
 ///    and then the older copy on disk is served as a fresh HIT until the TTL ends.
 /// 3. A copy served from disk (HIT, REVALIDATED) is not remembered as served: after
