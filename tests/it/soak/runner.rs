@@ -1,6 +1,8 @@
-//! The runner: two package-cache processes on one cache directory, clients that ask
-//! them for files, a chaos thread that deletes files and kills processes, and the
-//! phases of a run from the chaos to the graceful stop.
+//! The runner: two mirrors (the first faulty, the second clean), two package-cache
+//! processes on one cache directory with both as sources, clients that ask them for
+//! files, a chaos thread that deletes files and kills processes, a publisher that
+//! puts new versions of the files that change in place on the mirrors, and the phases
+//! of a run from the chaos to the graceful stop.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -10,9 +12,14 @@ use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::checker::{Counters, Kind, Verdict, check_store, judge, leftovers, quiesce};
-use super::faults::{FaultCounters, picker};
-use super::{NEGATIVE_TTL_SECS, READ_TIMEOUT_SECS, Settings, Spec, make_files};
+use super::checker::{
+    Counters, Kind, Verdict, check_store, judge, leftovers, quiesce, watch_store,
+};
+use super::faults::{FaultCounters, Mix, picker, whole_from_second};
+use super::{
+    Class, MUTABLE_TTL_SECS, NEGATIVE_TTL_SECS, READ_TIMEOUT_SECS, Settings, Spec, make_files,
+    strict,
+};
 use crate::support::client::{self, Answer};
 use crate::support::process::Process;
 use crate::support::rng::Rng;
@@ -65,71 +72,100 @@ fn exchange(
 }
 
 /// Sends one request on a fresh connection and counts its verdict; returns it with
-/// the answer.
+/// the answer and, for a file that changes in place, the version it carried.
 fn run_one(
-    addr: SocketAddr,
+    server: Server,
     spec: &Spec,
     path: &str,
     kind: Kind,
     counters: &Counters,
-) -> (Verdict, Answer) {
-    run_on(&mut None, false, addr, spec, path, kind, counters)
+) -> (Verdict, Answer, Option<usize>) {
+    run_on(&mut None, false, server, spec, path, kind, counters)
 }
 
 /// [`run_one`] on a kept connection if `keep`.
 fn run_on(
     kept: &mut Kept,
     keep: bool,
-    addr: SocketAddr,
+    server: Server,
     spec: &Spec,
     path: &str,
     kind: Kind,
     counters: &Counters,
-) -> (Verdict, Answer) {
+) -> (Verdict, Answer, Option<usize>) {
     let (method, from) = match kind {
         Kind::Get => ("GET", None),
         Kind::Range(n) => ("GET", Some(n)),
         Kind::Head => ("HEAD", None),
     };
+    let addr = server.addr;
+    let before = counters.timeline.before(server.id, spec);
     let answer = exchange(kept, addr, method, path, from, keep);
     if keep {
         counters.keep_alive.fetch_add(1, Ordering::Relaxed);
     }
-    let verdict = judge(spec, kind, &answer, counters);
+    let (verdict, version) = judge(spec, kind, &answer, counters);
+    if let (Some(before), Some(n)) = (before, version) {
+        let how = format!(
+            "{method} {path} {kind:?} via {addr}, X-Cache {}",
+            x_cache(&answer)
+        );
+        counters.in_order(before, server.id, spec, n, verdict == Verdict::Ok, how);
+    }
     counters.requests.fetch_add(1, Ordering::Relaxed);
     match &verdict {
         Verdict::Ok => counters.ok.fetch_add(1, Ordering::Relaxed),
         Verdict::Failed => counters.failed.fetch_add(1, Ordering::Relaxed),
         Verdict::Corrupt(why) => {
-            let tag = match &answer {
-                Answer::Reply(g) => g.header("x-cache").unwrap_or("-").to_owned(),
-                _ => "-".into(),
-            };
             counters.note(format!(
-                "CORRUPT {method} {path} {kind:?} via {addr} (X-Cache {tag}): {why}"
+                "CORRUPT {method} {path} {kind:?} via {addr} (X-Cache {}): {why}",
+                x_cache(&answer)
             ));
             counters.corrupt.fetch_add(1, Ordering::Relaxed)
         }
     };
-    (verdict, answer)
+    (verdict, answer, version)
+}
+
+/// The answer's `X-Cache`, for messages.
+fn x_cache(answer: &Answer) -> String {
+    match answer {
+        Answer::Reply(g) => g.header("x-cache").unwrap_or("-").to_owned(),
+        _ => "no answer".into(),
+    }
 }
 
 // ---------------------------------------------------------------------------------
 // The servers
 
+/// One server process: where it listens, and a number no other process of the run
+/// has (a restarted one is another process).
+#[derive(Clone, Copy, Debug)]
+struct Server {
+    addr: SocketAddr,
+    id: u64,
+}
+
 struct Servers {
     procs: Mutex<[Option<Process>; 2]>,
-    addrs: RwLock<[SocketAddr; 2]>,
+    current: RwLock<[Server; 2]>,
+    started: AtomicU64,
     args: Vec<String>,
     /// Log lines of processes that ended.
     old_logs: Mutex<Vec<String>>,
 }
 
 impl Servers {
-    fn start(mirror: &FakeMirror, cache: &Path) -> Servers {
+    /// Two processes on `cache`, with the faulty mirror as the first source and the
+    /// clean one as the second.
+    fn start(first: &FakeMirror, second: &FakeMirror, cache: &Path) -> Servers {
         let args: Vec<String> = [
             "--source",
-            &mirror.url(),
+            &first.url(),
+            "--source",
+            &second.url(),
+            "--mutable-ttl",
+            &MUTABLE_TTL_SECS.to_string(),
             "--cache",
             &cache.display().to_string(),
             "--read-timeout",
@@ -153,8 +189,18 @@ impl Servers {
         let a = Servers::spawn(&args);
         let b = Servers::spawn(&args);
         Servers {
-            addrs: RwLock::new([a.addr, b.addr]),
+            current: RwLock::new([
+                Server {
+                    addr: a.addr,
+                    id: 0,
+                },
+                Server {
+                    addr: b.addr,
+                    id: 1,
+                },
+            ]),
             procs: Mutex::new([Some(a), Some(b)]),
+            started: AtomicU64::new(2),
             args,
             old_logs: Mutex::new(Vec::new()),
         }
@@ -165,8 +211,8 @@ impl Servers {
         Process::start(&args)
     }
 
-    fn addr(&self, slot: usize) -> SocketAddr {
-        self.addrs.read().unwrap()[slot]
+    fn server(&self, slot: usize) -> Server {
+        self.current.read().unwrap()[slot]
     }
 
     /// SIGKILLs the process in `slot`, waits `pause`, starts another on the same cache.
@@ -182,7 +228,10 @@ impl Servers {
         }
         thread::sleep(pause);
         let p = Servers::spawn(&self.args);
-        self.addrs.write().unwrap()[slot] = p.addr;
+        self.current.write().unwrap()[slot] = Server {
+            addr: p.addr,
+            id: self.started.fetch_add(1, Ordering::SeqCst),
+        };
         procs[slot] = Some(p);
     }
 
@@ -208,6 +257,63 @@ impl Servers {
 }
 
 // ---------------------------------------------------------------------------------
+// The mirrors
+
+/// Both mirrors hold the same files: `first` (the faulty one, asked first) and
+/// `second` (clean). A file that changes in place gets its current version, each with
+/// its own ETag; a directory answers with a redirect to its listing.
+fn fill_mirrors(first: &FakeMirror, second: &FakeMirror, files: &[Spec], cold: &[Spec]) {
+    for f in files {
+        match &f.class {
+            Class::Fixed => {
+                let body = f.body.as_ref().unwrap();
+                first.put(&f.path, body.as_slice().to_vec());
+                second.put(&f.path, body.as_slice().to_vec());
+            }
+            Class::Mutable(versions) => {
+                let v = versions.latest();
+                first.put_file(&f.path, v.file('a', versions.seed));
+                second.put_file(&f.path, v.file('b', versions.seed));
+            }
+            Class::Directory => {
+                for m in [first, second] {
+                    assert_eq!(
+                        m.put_directory(&f.path).as_slice(),
+                        f.body.as_ref().unwrap().as_slice()
+                    );
+                }
+            }
+            Class::Missing => {}
+        }
+    }
+    for f in cold {
+        let len = f.len() as u64;
+        // About a second upstream: every client of the coalescing phase is there
+        // before it ends.
+        for m in [first, second] {
+            m.put_file(
+                &f.path,
+                FakeFile::new(f.body.as_ref().unwrap().as_slice().to_vec())
+                    .with_fault(Fault::Rate(len)),
+            );
+        }
+    }
+}
+
+/// `GET` counts of both mirrors added up, by path.
+fn gets_of(first: &FakeMirror, second: &FakeMirror) -> HashMap<String, usize> {
+    let mut gets = first.get_counts();
+    for (path, n) in second.get_counts() {
+        *gets.entry(path).or_default() += n;
+    }
+    gets
+}
+
+fn delta(after: &HashMap<String, usize>, before: &HashMap<String, usize>, path: &str) -> usize {
+    after.get(path).copied().unwrap_or(0) - before.get(path).copied().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------
 // A run
 
 pub fn run(seed: u64) {
@@ -216,64 +322,91 @@ pub fn run(seed: u64) {
     let s = Settings::from_env(&mut rng);
     let (files, cold) = make_files(&s);
     let (files, cold) = (Arc::new(files), Arc::new(cold));
-    let present: Vec<usize> = (0..files.len())
-        .filter(|&i| files[i].body.is_some())
-        .collect();
-    let missing: Vec<usize> = (0..files.len())
-        .filter(|&i| files[i].body.is_none())
-        .collect();
+    let of_class = |want: fn(&Class) -> bool| -> Vec<usize> {
+        (0..files.len())
+            .filter(|&i| want(&files[i].class))
+            .collect()
+    };
+    let present = of_class(|c| matches!(c, Class::Fixed));
+    let missing = of_class(|c| matches!(c, Class::Missing));
+    let mutable = of_class(|c| matches!(c, Class::Mutable(_)));
+    let directories = of_class(|c| matches!(c, Class::Directory));
     let total_bytes: usize = files.iter().map(Spec::len).sum();
     eprintln!(
-        "soak: seed {seed}, {} mode: {} files ({} MB) + {} missing, {} clients, {:?} or {} requests, kills at {:?}",
+        "soak: seed {seed}, {} mode: {} files ({} MB) + {} missing + {} changing in place + {} directories, {} clients, {:?} or {} requests, kills at {:?}",
         if s.long { "long" } else { "quick" },
         present.len(),
         total_bytes >> 20,
         missing.len(),
+        mutable.len(),
+        directories.len(),
         s.clients,
         s.chaos,
         s.max_requests,
         s.kills
     );
 
-    let mirror = FakeMirror::start();
-    for f in files.iter() {
-        if let Some(b) = &f.body {
-            mirror.put(&f.path, b.as_slice().to_vec());
-        }
-    }
-    for f in cold.iter() {
-        let len = f.len() as u64;
-        // About a second upstream: every client of the coalescing phase is there
-        // before it ends.
-        mirror.put_file(
-            &f.path,
-            FakeFile::new(f.body.as_ref().unwrap().as_slice().to_vec())
-                .with_fault(Fault::Rate(len)),
-        );
-    }
+    let (first, second) = (FakeMirror::start(), FakeMirror::start());
+    fill_mirrors(&first, &second, &files, &cold);
     let faults_on = Arc::new(AtomicBool::new(true));
     let fault_counts = Arc::new(FaultCounters::default());
-    let lens = files
-        .iter()
-        .map(|f| (f.path.clone(), f.len()))
-        .collect::<HashMap<_, _>>();
-    mirror.set_picker(Some(picker(
-        rng.next_u64(),
+    let mut lens: HashMap<String, usize> =
+        files.iter().map(|f| (f.path.clone(), f.len())).collect();
+    for &i in &directories {
+        lens.insert(format!("{}/", files[i].path), files[i].len());
+    }
+    let mix = Mix {
         lens,
+        mutable: mutable
+            .iter()
+            .map(|&i| (files[i].path.clone(), files[i].versions().unwrap().clone()))
+            .collect(),
+        directories: directories.iter().map(|&i| files[i].path.clone()).collect(),
+        with_length: mutable
+            .iter()
+            .filter(|&&i| files[i].only.is_some())
+            .map(|&i| files[i].path.clone())
+            .collect(),
+        rate: s.fault_rate,
+        lag_rate: s.lag_rate,
+    };
+    first.set_picker(Some(picker(
+        rng.next_u64(),
+        mix,
         faults_on.clone(),
-        s.fault_rate,
         fault_counts.clone(),
     )));
 
     let dir = TempDir::new("soak");
     let root = dir.path().to_path_buf();
-    let servers = Arc::new(Servers::start(&mirror, &root));
+    let servers = Arc::new(Servers::start(&first, &second, &root));
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let kills = Arc::new(AtomicU64::new(0));
     let deletions = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(first);
+    let second = Arc::new(second);
+
+    // Each phase's length, for the summary.
+    let mut phases: Vec<(&str, Duration)> = Vec::new();
+    let phase = Instant::now();
 
     // --- Phase 1: chaos --------------------------------------------------------
+    // The copy stored for a file only one process serves never goes back in time.
+    let watcher = watch_store(
+        &root,
+        mutable
+            .iter()
+            .filter(|&&i| files[i].only.is_some())
+            .map(|&i| {
+                (
+                    files[i].stored.clone(),
+                    files[i].versions().unwrap().clone(),
+                )
+            })
+            .collect(),
+        stop.clone(),
+    );
     let chaos_start = Instant::now();
     let deadline = chaos_start + s.chaos;
     // A hot set that many clients want at once (and that gets deleted often).
@@ -289,6 +422,7 @@ pub fn run(seed: u64) {
                 stop.clone(),
             );
             let (present, missing, hot) = (present.clone(), missing.clone(), hot.clone());
+            let (mutable, directories) = (mutable.clone(), directories.clone());
             let mut rng = Rng::new(rng.next_u64());
             let max = s.max_requests;
             // A quarter of the clients keep their connections open between requests.
@@ -296,18 +430,18 @@ pub fn run(seed: u64) {
             thread::spawn(move || {
                 let mut kept: Kept = None;
                 let mut n = t;
+                let one_of = |rng: &mut Rng, list: &[usize]| list[rng.index(list.len())];
                 while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                     if counters.requests.load(Ordering::Relaxed) >= max {
                         break;
                     }
                     n += 1;
-                    let r = rng.below(100);
-                    let i = if r < 4 {
-                        missing[rng.below(missing.len() as u64) as usize]
-                    } else if r < 45 {
-                        hot[rng.below(hot.len() as u64) as usize]
-                    } else {
-                        present[rng.below(present.len() as u64) as usize]
+                    let i = match rng.below(100) {
+                        0..4 => one_of(&mut rng, &missing),
+                        4..41 => one_of(&mut rng, &hot),
+                        41..51 => one_of(&mut rng, &mutable),
+                        51..54 => one_of(&mut rng, &directories),
+                        _ => one_of(&mut rng, &present),
                     };
                     let spec = &files[i];
                     let path = &spec.forms[rng.below(spec.forms.len() as u64) as usize];
@@ -317,9 +451,10 @@ pub fn run(seed: u64) {
                         _ => Kind::Head,
                     };
                     // Keep-alive clients stay with one server for a few requests.
-                    let slot = if keeps { (n / 4) % 2 } else { n % 2 };
-                    let addr = servers.addr(slot);
-                    let (_, answer) = run_on(&mut kept, keeps, addr, spec, path, kind, &counters);
+                    let slot = spec.only.unwrap_or(if keeps { (n / 4) % 2 } else { n % 2 });
+                    let server = servers.server(slot);
+                    let (_, answer, _) =
+                        run_on(&mut kept, keeps, server, spec, path, kind, &counters);
                     if matches!(answer, Answer::Nothing { .. }) {
                         // Refused: a server is being restarted. Back off a little.
                         thread::sleep(rng.millis(20, 120));
@@ -339,6 +474,12 @@ pub fn run(seed: u64) {
             counters.clone(),
         );
         let hot = hot.clone();
+        // Files that change in place and both processes serve.
+        let shared: Vec<usize> = mutable
+            .iter()
+            .copied()
+            .filter(|&i| files[i].only.is_none())
+            .collect();
         let (long, max_requests) = (s.long, s.max_requests);
         let root = root.clone();
         let mut rng = Rng::new(rng.next_u64());
@@ -351,15 +492,22 @@ pub fn run(seed: u64) {
                     delete_every.as_millis() as u64 / 4,
                     delete_every.as_millis() as u64 * 7 / 4,
                 ));
-                // Delete a complete file behind the servers' back (often a hot one, so
-                // that many clients miss it at once).
+                // Delete a complete file behind the servers' back: often a hot one, so
+                // that many clients miss it at once, or one that changes in place, so
+                // that a process that knows an older version than the other fetches
+                // it again.
                 for _ in 0..5 {
-                    let i = if rng.chance(0.4) {
-                        hot[rng.below(hot.len() as u64) as usize]
+                    let i = if rng.chance(0.2) {
+                        shared[rng.index(shared.len())]
+                    } else if rng.chance(0.4) {
+                        hot[rng.index(hot.len())]
                     } else {
-                        rng.below(files.len() as u64) as usize
+                        rng.index(files.len())
                     };
                     let spec = &files[i];
+                    if spec.only.is_some() {
+                        continue;
+                    }
                     if std::fs::remove_file(root.join(&spec.stored)).is_ok() {
                         deletions.fetch_add(1, Ordering::Relaxed);
                         break;
@@ -379,18 +527,44 @@ pub fn run(seed: u64) {
             }
         })
     };
+
+    // New versions of the files that change in place, on both mirrors (the first one
+    // then often answers with an older one: see `faults`).
+    let published = Arc::new(AtomicU64::new(0));
+    let publisher = {
+        let (files, mutable, stop) = (files.clone(), mutable.clone(), stop.clone());
+        let (first, second, published) = (first.clone(), second.clone(), published.clone());
+        let every = s.publish_every.as_millis() as u64;
+        let mut rng = Rng::new(rng.next_u64());
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                thread::sleep(rng.millis(every / 4, every * 7 / 4));
+                let spec = &files[mutable[rng.index(mutable.len())]];
+                let versions = spec.versions().unwrap();
+                let v = versions.publish();
+                first.put_file(&spec.path, v.file('a', versions.seed));
+                second.put_file(&spec.path, v.file('b', versions.seed));
+                published.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
     for c in clients {
         c.join().expect("a client thread panicked");
     }
     stop.store(true, Ordering::SeqCst);
     chaos.join().expect("the chaos thread panicked");
+    publisher.join().expect("the publisher thread panicked");
+    let store_regressions = watcher.join().expect("the store watcher panicked");
     faults_on.store(false, Ordering::SeqCst);
     let chaos_time = chaos_start.elapsed();
+    let chaos_end = Instant::now();
     let chaos_requests = counters.requests.load(Ordering::Relaxed);
     eprintln!(
-        "soak: chaos phase: {chaos_requests} requests in {:.1}s, {} corrupt so far",
+        "soak: chaos phase: {chaos_requests} requests in {:.1}s, {} corrupt, {} back in time so far ({} more for files both processes serve)",
         chaos_time.as_secs_f64(),
-        counters.corrupt.load(Ordering::Relaxed)
+        counters.corrupt.load(Ordering::Relaxed),
+        counters.back_in_time.load(Ordering::Relaxed),
+        counters.back_in_time_shared.load(Ordering::Relaxed)
     );
     assert_eq!(
         counters.corrupt.load(Ordering::Relaxed),
@@ -398,12 +572,27 @@ pub fn run(seed: u64) {
         "CORRUPT answers during the chaos phase (seed {seed}): {:#?}",
         counters.problems.lock().unwrap()
     );
-
-    // --- Phase 2: quiet; the downloads still running finish ------------------------
     assert!(
-        quiesce(&mirror, &root, Duration::from_secs(30)),
-        "downloads still running 30 s after the chaos stopped (seed {seed}): mirror active {}, parts {:?}",
-        mirror.active(),
+        store_regressions.is_empty(),
+        "a stored copy went back in time (seed {seed}): {store_regressions:#?}"
+    );
+    let back = counters.back_in_time.load(Ordering::Relaxed)
+        + counters.back_in_time_shared.load(Ordering::Relaxed);
+    assert!(
+        !strict() || back == 0,
+        "answers that went back in time during the chaos phase (seed {seed}): {:#?}",
+        counters.back_notes.lock().unwrap()
+    );
+
+    phases.push(("chaos", phase.elapsed()));
+    let phase = Instant::now();
+    // --- Phase 2: quiet; the downloads still running finish ------------------------
+    let mirrors = [&*first, &*second];
+    assert!(
+        quiesce(&mirrors, &root, Duration::from_secs(30)),
+        "downloads still running 30 s after the chaos stopped (seed {seed}): mirrors active {} {}, parts {:?}",
+        first.active(),
+        second.active(),
         leftovers(&root)
     );
     // Both processes started after the last kill, so their start-up sweep removes what
@@ -419,15 +608,18 @@ pub fn run(seed: u64) {
         .chain(cold.iter())
         .map(|f| (f.stored.clone(), f))
         .collect();
-    let problems = check_store(&root, &by_store);
+    let problems = check_store(&root, &by_store, false);
     assert!(
         problems.is_empty(),
         "the cache holds wrong files (seed {seed}): {problems:#?}"
     );
     let stored_after_chaos = list_files(&root).len();
 
+    phases.push(("quiet", phase.elapsed()));
+    let phase = Instant::now();
     // --- Phase 3: coalescing, no faults, no deletions --------------------------------
-    // 8 clients per cold file, half on each process, all at once: one upstream GET each.
+    // 8 clients per cold file, half on each process, all at once: one upstream GET each
+    // (from either mirror: the first may be cooling down after the chaos).
     let per_file = 8;
     let barrier = Arc::new(Barrier::new(cold.len() * per_file));
     let herd: Vec<_> = (0..cold.len() * per_file)
@@ -440,10 +632,10 @@ pub fn run(seed: u64) {
             );
             thread::spawn(move || {
                 let spec = &cold[k / per_file];
-                let addr = servers.addr(k % 2);
+                let server = servers.server(k % 2);
                 barrier.wait();
                 run_one(
-                    addr,
+                    server,
                     spec,
                     &spec.forms[k % spec.forms.len()],
                     Kind::Get,
@@ -458,7 +650,7 @@ pub fn run(seed: u64) {
         herd.iter().all(|v| *v == Verdict::Ok),
         "coalesced clients failed (seed {seed}): {herd:?}"
     );
-    let gets = mirror.get_counts();
+    let gets = gets_of(&first, &second);
     for f in cold.iter() {
         assert_eq!(
             gets.get(&f.path).copied().unwrap_or(0),
@@ -468,10 +660,57 @@ pub fn run(seed: u64) {
         );
     }
 
-    // --- Phase 4: fill; every file once, no faults: all succeed, one GET per absent file
-    // (once the 404s injected during the chaos are no longer remembered).
-    thread::sleep(Duration::from_secs(NEGATIVE_TTL_SECS) + Duration::from_millis(100));
-    let before = mirror.get_counts();
+    phases.push(("coalescing", phase.elapsed()));
+    let phase = Instant::now();
+    // --- Phase 4: the first mirror has caught up; once the copies' TTL is over, every
+    // process serves the newest version of every file that changes in place, and
+    // passes every directory on without storing it.
+    let ttl = Duration::from_secs(MUTABLE_TTL_SECS) + Duration::from_millis(300);
+    thread::sleep(ttl.saturating_sub(chaos_end.elapsed()));
+    let (mut behind, mut behind_shared) = (Vec::new(), Vec::new());
+    for &i in mutable.iter().chain(&directories) {
+        let spec = &files[i];
+        for slot in spec.only.map_or(0..2, |s| s..s + 1) {
+            let (v, answer, version) =
+                run_one(servers.server(slot), spec, &spec.path, Kind::Get, &counters);
+            let newest = spec.versions().map(|v| v.latest().n);
+            if v != Verdict::Ok || version != newest {
+                let line = format!(
+                    "{} on process {}: {v:?}, version {version:?} of {newest:?}, X-Cache {}",
+                    spec.path,
+                    servers.server(slot).id,
+                    x_cache(&answer)
+                );
+                if spec.versions().is_some() && spec.only.is_none() {
+                    behind_shared.push(line);
+                } else {
+                    behind.push(line);
+                }
+            }
+        }
+    }
+    for line in &behind_shared {
+        counters.note(format!(
+            "BEHIND after the catch-up (both processes serve it): {line}"
+        ));
+    }
+    assert!(
+        behind.is_empty() && (!strict() || behind_shared.is_empty()),
+        "after the catch-up, the newest version from every process (seed {seed}): {:#?}",
+        [&behind[..], &behind_shared[..]].concat()
+    );
+
+    phases.push(("catch-up", phase.elapsed()));
+    let phase = Instant::now();
+    // --- Phase 5: fill; every fixed file once, no faults: all succeed, one GET (from
+    // either mirror) per absent file (once the 404s injected during the chaos are no
+    // longer remembered).
+    thread::sleep(
+        (Duration::from_secs(NEGATIVE_TTL_SECS) + Duration::from_millis(100))
+            .saturating_sub(chaos_end.elapsed()),
+    );
+    let before = gets_of(&first, &second);
+    let before_second = second.get_counts();
     let absent: HashSet<usize> = present
         .iter()
         .copied()
@@ -495,13 +734,9 @@ pub fn run(seed: u64) {
                         let Some(&i) = present.get(k) else { break };
                         let spec = &files[i];
                         let path = &spec.forms[k % spec.forms.len()];
-                        let (v, answer) =
-                            run_one(servers.addr(slot_of(k)), spec, path, Kind::Get, &counters);
-                        let tag = match &answer {
-                            Answer::Reply(g) => g.header("x-cache").unwrap_or("-").to_owned(),
-                            _ => "no answer".into(),
-                        };
-                        bad.push((i, v, tag));
+                        let (v, answer, _) =
+                            run_one(servers.server(slot_of(k)), spec, path, Kind::Get, &counters);
+                        bad.push((i, v, x_cache(&answer)));
                     }
                     bad
                 })
@@ -523,26 +758,34 @@ pub fn run(seed: u64) {
         bad.is_empty(),
         "with faults off, every file must come through (seed {seed}): {bad:#?}"
     );
-    let after = mirror.get_counts();
+    let after = gets_of(&first, &second);
+    let after_second = second.get_counts();
     let mut wrong_counts = Vec::new();
+    let mut fill_from_second = 0;
     for &i in &present {
         let f = &files[i];
-        let delta =
-            after.get(&f.path).copied().unwrap_or(0) - before.get(&f.path).copied().unwrap_or(0);
+        let got = delta(&after, &before, &f.path);
         let want = usize::from(absent.contains(&i));
-        if delta != want {
-            wrong_counts.push(format!("{}: {delta} upstream GETs, want {want}", f.path));
+        if got != want {
+            wrong_counts.push(format!(
+                "{}: {got} upstream GETs ({} from the second mirror), want {want}",
+                f.path,
+                delta(&after_second, &before_second, &f.path)
+            ));
         }
+        fill_from_second += delta(&after_second, &before_second, &f.path);
     }
     assert!(
         wrong_counts.is_empty(),
         "one upstream GET per absent file, none per stored one (seed {seed}): {wrong_counts:#?}"
     );
 
-    // --- Phase 5: everything is a HIT now, on the other process too -----------------
+    phases.push(("fill", phase.elapsed()));
+    let phase = Instant::now();
+    // --- Phase 6: everything is a HIT now, on the other process too -----------------
     // Clients get their last byte before the fsync and rename: wait for those.
     assert!(
-        quiesce(&mirror, &root, Duration::from_secs(10)),
+        quiesce(&mirrors, &root, Duration::from_secs(10)),
         "downloads still running after the fill (seed {seed})"
     );
     let bad = fill(|k| (k + 1) % 2, "hit");
@@ -550,36 +793,64 @@ pub fn run(seed: u64) {
         bad.is_empty(),
         "every file stored and served from disk (seed {seed}): {bad:#?}"
     );
-    assert_eq!(mirror.get_counts(), after, "hits ask nobody (seed {seed})");
+    assert_eq!(
+        gets_of(&first, &second),
+        after,
+        "hits ask nobody (seed {seed})"
+    );
     for &i in &missing {
         let spec = &files[i];
-        let (v, _) = run_one(servers.addr(i % 2), spec, &spec.path, Kind::Get, &counters);
+        let (v, _, _) = run_one(
+            servers.server(i % 2),
+            spec,
+            &spec.path,
+            Kind::Get,
+            &counters,
+        );
         assert_eq!(v, Verdict::Ok, "404 for {} (seed {seed})", spec.path);
     }
 
-    // --- Phase 6: graceful stop; the store is complete and clean --------------------
+    phases.push(("hit", phase.elapsed()));
+    let phase = Instant::now();
+    // --- Phase 7: graceful stop; the store is complete and clean --------------------
     let codes = servers.stop();
+    phases.push(("stop", phase.elapsed()));
+    let phases = phases
+        .iter()
+        .map(|(name, d)| format!("{name}={:.1}", d.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(" ");
     let left_at_end = leftovers(&root);
-    let problems = check_store(&root, &by_store);
+    let problems = check_store(&root, &by_store, true);
     let logs = servers.logs();
     let panics: Vec<&String> = logs.iter().filter(|l| l.contains("panick")).collect();
     let warnings = logs.iter().filter(|l| l.contains(" WARN ")).count();
     let errors: Vec<&String> = logs.iter().filter(|l| l.contains(" ERROR ")).collect();
+    let breaks = fault_counts.breaks.lock().unwrap().clone();
+    let recovered = whole_from_second(&breaks, &second.completions());
+    let upstream_of = |m: &FakeMirror, paths: &[String]| {
+        m.seen().iter().filter(|r| paths.contains(&r.path)).count()
+    };
+    let dir_paths: Vec<String> = directories.iter().map(|&i| files[i].path.clone()).collect();
+    let listing_paths: Vec<String> = dir_paths.iter().map(|p| format!("{p}/")).collect();
 
     let c = &counters;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let summary = format!(
-        "soak summary: mode={} seed={seed} secs={:.1} (chaos {:.1}) files={} ({} MB) \
+        "soak summary: mode={} seed={seed} secs={:.1} [{phases}] files={} ({} MB) \
          requests={} (chaos {chaos_requests}) ok={} [get={} range={} head={} not-found={} \
-         range-as-200={} head-without-length={} keep-alive={}] visibly-failed={} [truncated={} \
-         connection={} timeout={} statuses={:?}] faults={} [{}] kills={} deletions={} \
-         corrupt={} bad-meta={} leftovers-after-chaos={} leftovers-at-end={} \
-         store-problems={} stored-after-chaos={stored_after_chaos} final-files={} \
-         x-cache={:?} upstream-requests={} coalescing={}x{per_file}->1 \
+         listing={} redirect={} range-as-200={} head-without-length={} keep-alive={}] \
+         visibly-failed={} [truncated={} connection={} timeout={} statuses={:?}] \
+         faults={} [{}] broke-on-first={} whole-from-second={} \
+         changing-in-place=[files={} versions-published={} answers={} older-than-published={} \
+         stored-went-back={} back-in-time={}+{}{} behind-after-catch-up=0+{}] directories=[upstream-redirects={}+{} upstream-listings={}+{}] \
+         kills={} deletions={} corrupt={} bad-meta={} leftovers-after-chaos={} \
+         leftovers-at-end={} store-problems={} stored-after-chaos={stored_after_chaos} \
+         final-files={} x-cache={:?} upstream-requests={} [first={} second={}] \
+         fill-from-second={fill_from_second} coalescing={}x{per_file}->1 \
          exit-codes={codes:?} server-warnings={warnings} server-errors={} panics={}",
         if s.long { "long" } else { "quick" },
         began.elapsed().as_secs_f64(),
-        chaos_time.as_secs_f64(),
         present.len(),
         total_bytes >> 20,
         load(&c.requests),
@@ -588,6 +859,8 @@ pub fn run(seed: u64) {
         load(&c.ok_range),
         load(&c.ok_head),
         load(&c.ok_not_found),
+        load(&c.ok_listing),
+        load(&c.ok_redirect),
         load(&c.range_as_200),
         load(&c.head_without_length),
         load(&c.keep_alive),
@@ -598,6 +871,21 @@ pub fn run(seed: u64) {
         c.statuses.lock().unwrap(),
         fault_counts.total(),
         fault_counts.summary(),
+        breaks.len(),
+        recovered,
+        mutable.len(),
+        load(&published),
+        load(&c.mutable),
+        load(&c.older_than_published),
+        store_regressions.len(),
+        load(&c.back_in_time),
+        load(&c.back_in_time_shared),
+        if strict() { "" } else { " (expected)" },
+        behind_shared.len(),
+        upstream_of(&first, &dir_paths),
+        upstream_of(&second, &dir_paths),
+        upstream_of(&first, &listing_paths),
+        upstream_of(&second, &listing_paths),
         load(&kills),
         load(&deletions),
         load(&c.corrupt),
@@ -607,7 +895,9 @@ pub fn run(seed: u64) {
         problems.len(),
         list_files(&root).len(),
         c.tags.lock().unwrap(),
-        mirror.request_count(),
+        first.request_count() + second.request_count(),
+        first.request_count(),
+        second.request_count(),
         cold.len(),
         errors.len(),
         panics.len(),
@@ -617,6 +907,10 @@ pub fn run(seed: u64) {
         let _ = std::fs::write(PathBuf::from(path), format!("{summary}\n"));
     }
     assert_eq!(load(&c.corrupt), 0, "CORRUPT answers (seed {seed})");
+    assert!(
+        !strict() || load(&c.back_in_time) + load(&c.back_in_time_shared) == 0,
+        "back in time (seed {seed})"
+    );
     assert_eq!(load(&c.bad_meta), 0, "wrong Last-Modified (seed {seed})");
     assert!(
         problems.is_empty(),
@@ -644,6 +938,15 @@ pub fn run(seed: u64) {
     assert!(
         load(&c.ok) > 0 && load(&c.failed) > 0 && fault_counts.total() > 0,
         "the soak exercised both outcomes (seed {seed})"
+    );
+    assert!(
+        load(&c.mutable) > 0 && load(&c.ok_listing) + load(&c.ok_redirect) > 0,
+        "the soak asked for files that change in place and for directories (seed {seed})"
+    );
+    assert!(
+        breaks.len() < 5 || recovered > 0,
+        "bodies broke {} times on the first mirror, none came whole from the second (seed {seed})",
+        breaks.len()
     );
     assert!(
         began.elapsed() < s.chaos + Duration::from_secs(if s.long { 300 } else { 40 }),

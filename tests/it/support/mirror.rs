@@ -1,6 +1,7 @@
 //! A fake upstream mirror on 127.0.0.1:0, written on raw sockets so faults can be
 //! exact: a status, a reset or a clean close after N body bytes, a stall, a slow rate,
-//! no length, chunked bodies. It counts requests per path and records every request.
+//! no length, chunked bodies, a redirect, an older copy of a file. It counts requests
+//! per path and records every request and every body sent whole.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -33,6 +34,12 @@ pub enum Fault {
     Chunked,
     /// Ignore Range headers (always answer 200).
     IgnoreRange,
+    /// Answer `301 Moved Permanently` with this `Location` (a directory's `path/`).
+    Redirect(String),
+    /// Serve this copy instead of the file's current one, headers and conditional
+    /// answers included (a mirror that lags behind serves an older version with its
+    /// older Last-Modified). The copy's own `faults` are not applied.
+    ServeInstead(FakeFile),
 }
 
 /// Chooses extra faults for each request, from its method and decoded path (soak
@@ -41,7 +48,7 @@ pub enum Fault {
 pub type FaultPicker = Box<dyn FnMut(&str, &str) -> Vec<Fault> + Send>;
 
 /// A file the fake mirror serves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FakeFile {
     pub body: Vec<u8>,
     pub last_modified: Option<SystemTime>,
@@ -90,6 +97,8 @@ struct State {
     seen: Vec<Seen>,
     sent: HashMap<String, u64>,
     finished: HashMap<String, usize>,
+    /// Bodies sent whole, with when they ended.
+    completions: Vec<(String, Instant)>,
     picker: Option<FaultPicker>,
     active: usize,
 }
@@ -140,6 +149,18 @@ impl FakeMirror {
             .unwrap()
             .files
             .insert(path.to_owned(), file);
+    }
+
+    /// Serves `path` as a directory does on a real mirror: `301` to `path/`, where
+    /// [`listing`] is served. Returns the listing.
+    pub fn put_directory(&self, path: &str) -> Vec<u8> {
+        let dir = format!("{}/", path.trim_end_matches('/'));
+        let mut redirect = FakeFile::new(&b"moved\n"[..]);
+        redirect.faults.push(Fault::Redirect(dir.clone()));
+        self.put_file(path, redirect);
+        let listing = listing(path);
+        self.put(&dir, listing.clone());
+        listing
     }
 
     /// Applies `faults` to the next request for `path` only (queued in order).
@@ -215,6 +236,11 @@ impl FakeMirror {
         self.state.lock().unwrap().seen.len()
     }
 
+    /// Every body sent whole so far (path, when its last byte went out), in order.
+    pub fn completions(&self) -> Vec<(String, Instant)> {
+        self.state.lock().unwrap().completions.clone()
+    }
+
     /// Complete bodies sent for `path`.
     pub fn finished(&self, path: &str) -> usize {
         self.state
@@ -225,6 +251,16 @@ impl FakeMirror {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// The small HTML "directory listing" [`FakeMirror::put_directory`] serves at `path/`.
+pub fn listing(path: &str) -> Vec<u8> {
+    let dir = format!("{}/", path.trim_end_matches('/'));
+    format!(
+        "<html><head><title>Index of {dir}</title></head><body><h1>Index of {dir}</h1>\n\
+         <pre><a href=\"../\">../</a>\n</pre></body></html>\n"
+    )
+    .into_bytes()
 }
 
 impl Drop for FakeMirror {
@@ -301,7 +337,11 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         if let Some(picker) = s.picker.as_mut() {
             faults.extend(picker(method, &path));
         }
-        (file, faults)
+        let instead = faults.iter().rev().find_map(|f| match f {
+            Fault::ServeInstead(copy) => Some(copy.clone()),
+            _ => None,
+        });
+        (instead.or(file), faults)
     };
     respond(conn, &seen, file, &faults, state);
 }
@@ -324,6 +364,15 @@ fn respond(
             conn,
             "HTTP/1.1 {code} Fake\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
+        );
+        return;
+    }
+    if let Some(Fault::Redirect(to)) = faults.iter().find(|f| matches!(f, Fault::Redirect(_))) {
+        let body = if req.method == "HEAD" { "" } else { "moved\n" };
+        let _ = write!(
+            conn,
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: {to}\r\nContent-Length: 6\r\n\
+             Connection: close\r\n\r\n{body}"
         );
         return;
     }
@@ -457,12 +506,9 @@ fn respond(
             if chunked {
                 let _ = conn.write_all(b"0\r\n\r\n");
             }
-            *state
-                .lock()
-                .unwrap()
-                .finished
-                .entry(req.path.clone())
-                .or_default() += 1;
+            let mut s = state.lock().unwrap();
+            *s.finished.entry(req.path.clone()).or_default() += 1;
+            s.completions.push((req.path.clone(), Instant::now()));
         }
     }
 }
