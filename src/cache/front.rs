@@ -131,7 +131,7 @@ impl Cache {
         };
         match entry {
             Some(entry) => match self.freshness(&query.key, &entry) {
-                Freshness::Fresh => self.stored(entry, CacheStatus::Hit),
+                Freshness::Fresh => self.stored(&query.key, entry, CacheStatus::Hit),
                 Freshness::Revalidate => self.revalidate(query, entry),
             },
             None => match self.policy.missing(&query.key) {
@@ -184,7 +184,7 @@ impl Cache {
         };
         match entry {
             Ok(Some(entry)) if self.freshness(&query.key, &entry) == Freshness::Fresh => {
-                self.stored(entry, CacheStatus::Hit)
+                self.stored(&query.key, entry, CacheStatus::Hit)
             }
             Ok(_) => Answer::Failed(Arc::new(Error::NotStored {
                 path: query.label.to_owned(),
@@ -270,11 +270,11 @@ impl Cache {
             }
             (Obtained::NotModified, Some(entry)) => {
                 self.policy.checked(key, Copy::from(&entry), round);
-                self.stored(entry, CacheStatus::Revalidated)
+                self.stored(&query.key, entry, CacheStatus::Revalidated)
             }
             // Joined another client's revalidation of a copy that is gone now.
             (Obtained::NotModified, None) => match self.lookup(query) {
-                Ok(Some(entry)) => self.stored(entry, CacheStatus::Hit),
+                Ok(Some(entry)) => self.stored(&query.key, entry, CacheStatus::Hit),
                 _ => failed(query, "the copy a source confirmed is gone".into()),
             },
             (Obtained::NoStore(reason), None) => {
@@ -288,9 +288,16 @@ impl Cache {
                     Obtained::Broken(reason) => reason,
                     _ => String::new(),
                 };
+                if self.policy.newest(key) > Some(entry.modified) {
+                    // A copy older than one served before is never served again.
+                    return failed(
+                        query,
+                        format!("{reason}; the copy held is older than one served before"),
+                    );
+                }
                 warn!("serving a stale copy of {}: {reason}", query.label);
                 self.policy.kept(key, Copy::from(&entry));
-                self.stored(entry, CacheStatus::Stale)
+                self.stored(&query.key, entry, CacheStatus::Stale)
             }
             // (A download that found the file nowhere has told the negative cache.)
             (Obtained::Failed(e), None) => Answer::Failed(e),
@@ -306,7 +313,8 @@ impl Cache {
     }
 
     /// Serves a complete file from disk, recording the use.
-    fn stored(&self, entry: Entry, status: CacheStatus) -> Answer {
+    fn stored(&self, key: &Key, entry: Entry, status: CacheStatus) -> Answer {
+        self.policy.served(key, entry.modified);
         let busy = self.fetcher.index().used(&entry);
         Answer::Found(Found {
             status,
@@ -396,23 +404,35 @@ impl Cache {
     /// Asks the sources once (with the client's query string, if any) and answers
     /// with their response, without storing it.
     fn direct(&self, query: &Query<'_>, head: bool) -> Answer {
+        // With a query string the answer is another resource; without one, a file that
+        // changes in place is never older than one served before.
+        let not_older_than = match query.query {
+            Some(_) => None,
+            None => self.policy.newest(&query.key),
+        };
         let ask = Ask {
             head,
             paths: (query.paths)(),
             query: query.query.map(str::to_owned),
             via: query.via.map(str::to_owned),
+            not_older_than,
             ..Ask::default()
         };
         match self.fetcher.upstream().fetch(query.label, &ask) {
-            Ok(Reply::Fresh(f)) => Answer::Found(Found {
-                status: CacheStatus::Miss,
-                meta: f.meta,
-                content: if head {
-                    Content::headers()
-                } else {
-                    Content::source_body(f.body)
-                },
-            }),
+            Ok(Reply::Fresh(f)) => {
+                if let (None, Some(modified)) = (query.query, f.meta.modified) {
+                    self.policy.served(&query.key, modified);
+                }
+                Answer::Found(Found {
+                    status: CacheStatus::Miss,
+                    meta: f.meta,
+                    content: if head {
+                        Content::headers()
+                    } else {
+                        Content::source_body(f.body)
+                    },
+                })
+            }
             Ok(Reply::NotModified { .. }) => failed(
                 query,
                 "a source answered 304 to an unconditional request".into(),

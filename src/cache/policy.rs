@@ -264,6 +264,16 @@ impl Policy {
         out
     }
 
+    /// Records that a copy of `key` last modified at `modified` was served (from disk,
+    /// or straight from a source): nothing older is served after it.
+    pub fn served(&self, key: &Key, modified: SystemTime) {
+        if self.is_mutable(key) {
+            let mut checked = lock(&self.checked);
+            let c = checked.entry(key.clone()).or_default();
+            c.newest = c.newest.max(Some(modified));
+        }
+    }
+
     /// The newest Last-Modified this process served for `key` (mutable files only).
     pub fn newest(&self, key: &Key) -> Option<SystemTime> {
         lock(&self.checked).get(key).and_then(|c| c.newest)

@@ -17,9 +17,8 @@
 //! its published versions, the one its Last-Modified names. Such a file must also
 //! never go back in time: an answer is never older than the newest version a client
 //! already received whole from the same server process (see [`checker::Timeline`]
-//! for what that means with two processes on one directory; the cache breaks it today
-//! in known ways, counted and printed but not failing the run: see
-//! [`BACK_IN_TIME_EXPECTED`]), and the copy stored for a file that only one process
+//! for what that means with two processes on one directory; the ways it once broke are
+//! listed at [`BACK_IN_TIME_EXPECTED`]), and the copy stored for a file that only one process
 //! serves never goes back. Then, with the chaos over: no temporary file is left once
 //! no download runs; every file in the cache is the mirrors', byte for byte, with its
 //! mtime, and no listing is stored under a directory's name; eight clients on two
@@ -45,9 +44,9 @@
 //!
 //! Loopback only; every wait is bounded.
 
+mod back_in_time;
 mod checker;
 mod faults;
-mod known_bugs;
 mod runner;
 
 use std::sync::{Arc, RwLock};
@@ -76,7 +75,7 @@ pub const READ_TIMEOUT_SECS: u64 = 2;
 pub const NEGATIVE_TTL_SECS: u64 = 1;
 
 /// Whether answers that go back in time (see [`checker::Timeline`]) are expected.
-/// The cache has bugs this soak shows; `known_bugs` reproduces each on its own:
+/// The soak found these ways back in time (each fixed since):
 ///
 /// 1. While a new version is downloaded and stored, a request is answered from the
 ///    older copy on disk as a fresh HIT, although the process already gave the new
@@ -96,11 +95,9 @@ pub const NEGATIVE_TTL_SECS: u64 = 1;
 ///    process downloaded with the date of the older copy now on disk; the source
 ///    answers 304 and the older copy is served (REVALIDATED) from then on.
 ///
-/// While this is true, those answers (and, for 6, files both processes serve that are
-/// still behind after the catch-up) are counted and printed but do not fail the run;
-/// `PC_SOAK_STRICT=1` makes them fail it, to check a fix. Set it to false once they
-/// are fixed.
-pub const BACK_IN_TIME_EXPECTED: bool = true;
+/// Each is fixed and reproduced on its own in [`back_in_time`]; an answer that goes
+/// back in time fails the run.
+pub const BACK_IN_TIME_EXPECTED: bool = false;
 
 /// Whether going back in time fails the run (see [`BACK_IN_TIME_EXPECTED`]).
 pub fn strict() -> bool {
