@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
@@ -310,84 +310,17 @@ impl Tracker {
             if full || repo.md5_root.is_none() {
                 repo.md5_root = md5_root(&repo.root, &dep_cache);
             }
-            // md5-cache categories.
-            let mut cats_changed = false;
-            if let Some(md5_root) = repo.md5_root.clone() {
-                let s = stamp(&md5_root);
-                if s != repo.md5_root_stamp || full {
-                    cats_changed |= s != repo.md5_root_stamp;
-                    repo.md5_root_stamp = s;
-                    let names = list(&md5_root, true);
-                    reconcile(target, repo.idx, &mut repo.md5_cats, names, state);
-                }
-                for dir in &mut repo.md5_cats {
-                    if target.stopping() {
-                        return;
-                    }
-                    let path = md5_root.join(&dir.name);
-                    let s = stamp(&path);
-                    if s != dir.stamp || full {
-                        let relist = s != dir.stamp;
-                        dir.stamp = s;
-                        let changed = refresh_dir(
-                            target,
-                            repo.idx,
-                            &path,
-                            dir,
-                            Kind::Md5,
-                            relist,
-                            true,
-                            state,
-                        );
-                        if changed {
-                            // Its packages' Manifests change with it, maybe a little later.
-                            if let Some(pkg) = repo.pkg_cats.iter_mut().find(|p| p.name == dir.name)
-                            {
-                                pkg.hot_until = Some(now + hot_for);
-                            }
-                        }
-                    }
-                }
-            }
-            // Package categories (for Manifests).
-            let cats_file = repo.root.join("profiles/categories");
-            let s = stamp(&cats_file);
-            let s = if s == 0 { stamp(&repo.root) } else { s };
-            if s != repo.cats_stamp || cats_changed || full {
-                repo.cats_stamp = s;
-                let mut names = categories(&repo.root);
-                for d in &repo.md5_cats {
-                    names.push(d.name.clone());
-                }
-                names.sort_unstable();
-                names.dedup();
-                names.retain(|n| repo.root.join(n).is_dir());
-                reconcile(target, repo.idx, &mut repo.pkg_cats, names, state);
-            }
-            for dir in &mut repo.pkg_cats {
-                if target.stopping() {
-                    return;
-                }
-                let path = repo.root.join(&dir.name);
-                let s = stamp(&path);
-                let hot = all_hot || dir.hot_until.is_some_and(|t| t > now);
-                if dir.hot_until.is_none_or(|t| t <= now) {
-                    dir.hot_until = None;
-                }
-                if s != dir.stamp || hot || full {
-                    let relist = s != dir.stamp;
-                    dir.stamp = s;
-                    refresh_dir(
-                        target,
-                        repo.idx,
-                        &path,
-                        dir,
-                        Kind::Manifest,
-                        relist,
-                        hot || full,
-                        state,
-                    );
-                }
+            let pass = Pass {
+                target,
+                full,
+                now,
+                hot_for,
+            };
+            let Some(cats_changed) = pass.md5_cache(repo, state) else {
+                return;
+            };
+            if pass.manifests(repo, cats_changed, all_hot, state).is_none() {
+                return;
             }
         }
     }
@@ -503,6 +436,98 @@ fn layout_value(root: &Path, key: &str) -> Option<String> {
         let (k, v) = line.split_once('=')?;
         (k.trim() == key).then(|| v.trim().to_owned())
     })
+}
+
+/// What one pass over a repository needs to know.
+struct Pass<'t> {
+    target: &'t dyn Target,
+    full: bool,
+    now: Instant,
+    hot_for: Duration,
+}
+
+impl Pass<'_> {
+    /// The md5-cache categories of `repo`: lists a changed directory again and reads
+    /// its changed entries. Returns whether the list of categories changed, or `None`
+    /// when asked to stop.
+    fn md5_cache(&self, repo: &mut RepoTrack, state: &mut PassState) -> Option<bool> {
+        let (target, full, now) = (self.target, self.full, self.now);
+        let mut cats_changed = false;
+        let Some(md5_root) = repo.md5_root.clone() else {
+            return Some(false);
+        };
+        let s = stamp(&md5_root);
+        if s != repo.md5_root_stamp || full {
+            cats_changed |= s != repo.md5_root_stamp;
+            repo.md5_root_stamp = s;
+            let names = list(&md5_root, true);
+            reconcile(target, repo.idx, &mut repo.md5_cats, names, state);
+        }
+        for dir in &mut repo.md5_cats {
+            if target.stopping() {
+                return None;
+            }
+            let path = md5_root.join(&dir.name);
+            let s = stamp(&path);
+            if s != dir.stamp || full {
+                let relist = s != dir.stamp;
+                dir.stamp = s;
+                let changed =
+                    refresh_dir(target, repo.idx, &path, dir, Kind::Md5, relist, true, state);
+                if changed {
+                    // Its packages' Manifests change with it, maybe a little later.
+                    if let Some(pkg) = repo.pkg_cats.iter_mut().find(|p| p.name == dir.name) {
+                        pkg.hot_until = Some(now + self.hot_for);
+                    }
+                }
+            }
+        }
+        Some(cats_changed)
+    }
+
+    /// The package categories of `repo` (for Manifests): hot ones are checked file by
+    /// file. `None` when asked to stop.
+    fn manifests(
+        &self,
+        repo: &mut RepoTrack,
+        cats_changed: bool,
+        all_hot: bool,
+        state: &mut PassState,
+    ) -> Option<()> {
+        let (target, full, now) = (self.target, self.full, self.now);
+        let cats_file = repo.root.join("profiles/categories");
+        let s = stamp(&cats_file);
+        let s = if s == 0 { stamp(&repo.root) } else { s };
+        if s != repo.cats_stamp || cats_changed || full {
+            repo.cats_stamp = s;
+            let mut names = categories(&repo.root);
+            for d in &repo.md5_cats {
+                names.push(d.name.clone());
+            }
+            names.sort_unstable();
+            names.dedup();
+            names.retain(|n| repo.root.join(n).is_dir());
+            reconcile(target, repo.idx, &mut repo.pkg_cats, names, state);
+        }
+        for dir in &mut repo.pkg_cats {
+            if target.stopping() {
+                return None;
+            }
+            let path = repo.root.join(&dir.name);
+            let s = stamp(&path);
+            let hot = all_hot || dir.hot_until.is_some_and(|t| t > now);
+            if dir.hot_until.is_none_or(|t| t <= now) {
+                dir.hot_until = None;
+            }
+            if s != dir.stamp || hot || full {
+                let relist = s != dir.stamp;
+                dir.stamp = s;
+                let (kind, all) = (Kind::Manifest, hot || full);
+                refresh_dir(target, repo.idx, &path, dir, kind, relist, all, state);
+            }
+        }
+        Some(())
+    }
 }
 
 /// Makes `dirs` the directories named `names` (sorted): new ones are added (read at

@@ -268,97 +268,111 @@ impl Data {
 
     fn add_file(&mut self, repo: u8, data: &FileData, touched: &mut Vec<u32>) -> u32 {
         let mut first = NONE;
-        let mut push = |this: &mut Data, rec: Record| {
-            let rec = Record {
-                next: this.heads[rec.name as usize],
-                next_in_file: first,
-                ..rec
-            };
-            let r = match this.free_records.pop() {
-                Some(r) => {
-                    this.records[r as usize] = rec;
-                    r
-                }
-                None => {
-                    reserve_gently(&mut this.records, 1);
-                    this.records.push(rec);
-                    (this.records.len() - 1) as u32
-                }
-            };
-            this.heads[rec.name as usize] = r;
-            first = r;
-            touched.push(rec.name);
-        };
         match data {
             FileData::Manifest(dists) => {
-                for (name, size, blake2b, sha512) in dists {
-                    let name = self.intern(name);
-                    let dig = Dig {
-                        blake2b: *blake2b,
-                        sha512: *sha512,
-                    };
-                    let digest = if dig.blake2b.is_none() && dig.sha512.is_none() {
-                        NONE
-                    } else if let Some(d) = self.free_digests.pop() {
-                        self.digests[d as usize] = dig;
-                        d
-                    } else {
-                        reserve_gently(&mut self.digests, 1);
-                        self.digests.push(dig);
-                        (self.digests.len() - 1) as u32
-                    };
-                    let rec = Record {
-                        name,
-                        next: NONE,
-                        next_in_file: NONE,
-                        size: *size,
-                        digest,
-                        url_off: 0,
-                        url_len: 0,
-                        repo,
-                        flags: MANIFEST,
-                    };
-                    push(self, rec);
+                for line in dists {
+                    let rec = self.manifest_record(repo, line);
+                    first = self.push_record(rec, first, touched);
                 }
             }
             FileData::Md5(files) => {
                 for f in files {
-                    let name = self.intern(&f.name);
-                    let url_off = self.urls.len() as u32;
-                    let mut url_len: u16 = 0;
-                    for (dir, file) in f.urls.iter().take(usize::from(u16::MAX)) {
-                        let dir = self.intern(dir);
-                        let file = file.as_deref().map_or(NONE, |s| self.intern(s));
-                        reserve_gently(&mut self.urls, 1);
-                        self.urls.push(Url { dir, file });
-                        url_len += 1;
-                    }
-                    let mut flags = SRC_URI;
-                    for (on, bit) in [
-                        (f.fetch, R_FETCH),
-                        (f.mirror, R_MIRROR),
-                        (f.primary, R_PRIMARY),
-                    ] {
-                        if on {
-                            flags |= bit;
-                        }
-                    }
-                    let rec = Record {
-                        name,
-                        next: NONE,
-                        next_in_file: NONE,
-                        size: 0,
-                        digest: NONE,
-                        url_off,
-                        url_len,
-                        repo,
-                        flags,
-                    };
-                    push(self, rec);
+                    let rec = self.src_uri_record(repo, f);
+                    first = self.push_record(rec, first, touched);
                 }
             }
         }
         first
+    }
+
+    /// Links `rec` at the head of its name's chain and after `first` in its file's;
+    /// returns its number (the file's new first record).
+    fn push_record(&mut self, rec: Record, first: u32, touched: &mut Vec<u32>) -> u32 {
+        let rec = Record {
+            next: self.heads[rec.name as usize],
+            next_in_file: first,
+            ..rec
+        };
+        let r = match self.free_records.pop() {
+            Some(r) => {
+                self.records[r as usize] = rec;
+                r
+            }
+            None => {
+                reserve_gently(&mut self.records, 1);
+                self.records.push(rec);
+                (self.records.len() - 1) as u32
+            }
+        };
+        self.heads[rec.name as usize] = r;
+        touched.push(rec.name);
+        r
+    }
+
+    /// The record of a Manifest `DIST` line (its digests stored apart, when it has any).
+    fn manifest_record(&mut self, repo: u8, line: &DistLine) -> Record {
+        let (name, size, blake2b, sha512) = line;
+        let name = self.intern(name);
+        let dig = Dig {
+            blake2b: *blake2b,
+            sha512: *sha512,
+        };
+        let digest = if dig.blake2b.is_none() && dig.sha512.is_none() {
+            NONE
+        } else if let Some(d) = self.free_digests.pop() {
+            self.digests[d as usize] = dig;
+            d
+        } else {
+            reserve_gently(&mut self.digests, 1);
+            self.digests.push(dig);
+            (self.digests.len() - 1) as u32
+        };
+        Record {
+            name,
+            next: NONE,
+            next_in_file: NONE,
+            size: *size,
+            digest,
+            url_off: 0,
+            url_len: 0,
+            repo,
+            flags: MANIFEST,
+        }
+    }
+
+    /// The record of one name's SRC_URI in an md5-cache entry (its URLs stored apart).
+    fn src_uri_record(&mut self, repo: u8, f: &SrcFile) -> Record {
+        let name = self.intern(&f.name);
+        let url_off = self.urls.len() as u32;
+        let mut url_len: u16 = 0;
+        for (dir, file) in f.urls.iter().take(usize::from(u16::MAX)) {
+            let dir = self.intern(dir);
+            let file = file.as_deref().map_or(NONE, |s| self.intern(s));
+            reserve_gently(&mut self.urls, 1);
+            self.urls.push(Url { dir, file });
+            url_len += 1;
+        }
+        let mut flags = SRC_URI;
+        for (on, bit) in [
+            (f.fetch, R_FETCH),
+            (f.mirror, R_MIRROR),
+            (f.primary, R_PRIMARY),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        Record {
+            name,
+            next: NONE,
+            next_in_file: NONE,
+            size: 0,
+            digest: NONE,
+            url_off,
+            url_len,
+            repo,
+            flags,
+        }
     }
 
     /// The merged view of name `id`, if any record names it.

@@ -182,22 +182,17 @@ struct EntryText {
     names: Vec<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn entry_text(
-    rng: &mut Rng,
-    cat: &str,
+/// Appends the main distfile's SRC_URI item to `src` (a plain name when fetch
+/// restricted, an arrow, a `mirror://` or a plain URL by `shape`); returns its name.
+fn main_uri(
+    src: &mut String,
     pn: &str,
     ver: &str,
     shape: u64,
-    restrict_roll: u64,
-    extras: usize,
+    fetch: bool,
     summary: &mut Summary,
-) -> EntryText {
-    let fetch = restrict_roll == 0;
-    let mirror = (1..4).contains(&restrict_roll);
-    let mut names = Vec::new();
-    let mut src = String::new();
-    let main = if fetch {
+) -> String {
+    if fetch {
         let name = format!("{pn}-{ver}.zip");
         src.push_str(&name);
         summary.fetch_restricted.clone_from(&name);
@@ -221,30 +216,51 @@ fn entry_text(
         let name = format!("{pn}-{ver}.tar.gz");
         let _ = write!(src, "https://{pn}.example.org/releases/{name}");
         name
-    };
-    names.push(main);
+    }
+}
+
+/// Appends the `k`th extra SRC_URI item (under a USE conditional or plain) to `src`;
+/// returns its name.
+fn extra_uri(src: &mut String, rng: &mut Rng, cat: &str, pn: &str, ver: &str, k: usize) -> String {
+    match (k + rng.below(3) as usize) % 3 {
+        0 => {
+            let name = format!("{pn}-{ver}-docs-{k}.tar.xz");
+            let _ = write!(src, " doc? ( https://{pn}.example.org/docs/{name} )");
+            name
+        }
+        1 => {
+            let name = format!("{pn}-{ver}-patches-{k}.tar.xz");
+            let _ = write!(
+                src,
+                " https://dev.gentoo.org/~dev/distfiles/{cat}/{pn}/{name}"
+            );
+            name
+        }
+        _ => {
+            let name = format!("{pn}-data-{ver}-{k}.zip");
+            let _ = write!(src, " !minimal? ( mirror://sourceforge/{pn}/{name} )");
+            name
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry_text(
+    rng: &mut Rng,
+    cat: &str,
+    pn: &str,
+    ver: &str,
+    shape: u64,
+    restrict_roll: u64,
+    extras: usize,
+    summary: &mut Summary,
+) -> EntryText {
+    let fetch = restrict_roll == 0;
+    let mirror = (1..4).contains(&restrict_roll);
+    let mut src = String::new();
+    let mut names = vec![main_uri(&mut src, pn, ver, shape, fetch, summary)];
     for k in 0..extras {
-        let name = match (k + rng.below(3) as usize) % 3 {
-            0 => {
-                let name = format!("{pn}-{ver}-docs-{k}.tar.xz");
-                let _ = write!(src, " doc? ( https://{pn}.example.org/docs/{name} )");
-                name
-            }
-            1 => {
-                let name = format!("{pn}-{ver}-patches-{k}.tar.xz");
-                let _ = write!(
-                    src,
-                    " https://dev.gentoo.org/~dev/distfiles/{cat}/{pn}/{name}"
-                );
-                name
-            }
-            _ => {
-                let name = format!("{pn}-data-{ver}-{k}.zip");
-                let _ = write!(src, " !minimal? ( mirror://sourceforge/{pn}/{name} )");
-                name
-            }
-        };
-        names.push(name);
+        names.push(extra_uri(&mut src, rng, cat, pn, ver, k));
     }
     let mut restrict = String::new();
     if fetch {
