@@ -8,6 +8,12 @@
 //!
 //! Requests below `/distfiles/` are mapped to one entry per file whatever their form
 //! (see [`crate::gentoo::distfiles`]); `/distfiles/layout.conf` always answers 200.
+//!
+//! A [`Knowledge`] the application installs ([`Mirror::with_knowledge`]; the Gentoo
+//! repository and binhost indexes, [`crate::gentoo::known`]) tells the cache what a
+//! file must be and where else to get it ([`Known`]). A response whose bytes come from
+//! a download this process runs names the URL in `X-Cache-Source` (a source's, or
+//! the file's origin when no source had it).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -22,6 +28,7 @@ pub use errors::status_of;
 pub use target::{Target, target, want};
 
 use crate::cache::store::{Key, Meta};
+use crate::cache::verify::Known;
 use crate::cache::{Answer, Cache, CacheStatus, Found, Query, Slice, Want};
 use crate::gentoo::distfiles::SourceLayouts;
 use crate::gentoo::layout;
@@ -31,17 +38,35 @@ use crate::http::{Body, Handler, Method, Request, Response, date, mime};
 /// Largest `layout.conf` we read, in bytes.
 const MAX_LAYOUT_CONF: u64 = 64 * 1024;
 
+/// What the application knows of files besides what their sources say, consulted
+/// once per request for a file.
+pub trait Knowledge: Send + Sync {
+    /// What is known of the file `target` names (`None`: nothing).
+    fn known(&self, target: &Target) -> Option<Known>;
+}
+
 /// The mirror handler.
 pub struct Mirror {
     cache: Arc<Cache>,
     layouts: SourceLayouts,
+    knowledge: Option<Arc<dyn Knowledge>>,
 }
 
 impl Mirror {
     /// A mirror over `cache`.
     pub fn new(cache: Arc<Cache>) -> Mirror {
         let layouts = SourceLayouts::new(cache.upstream().clone());
-        Mirror { cache, layouts }
+        Mirror {
+            cache,
+            layouts,
+            knowledge: None,
+        }
+    }
+
+    /// The same mirror, telling the cache what `knowledge` knows of each file.
+    pub fn with_knowledge(mut self, knowledge: Arc<dyn Knowledge>) -> Mirror {
+        self.knowledge = Some(knowledge);
+        self
     }
 
     /// The cache.
@@ -74,6 +99,10 @@ impl Handler for Mirror {
             // Read whole, to check it, whatever the client asked.
             want = Want::default();
         }
+        let known = match &self.knowledge {
+            Some(k) if !target.layout_conf => k.known(&target),
+            _ => None,
+        };
         let query = Query {
             key: target.key.clone(),
             alternates: &target.alternates,
@@ -81,6 +110,7 @@ impl Handler for Mirror {
             paths: &paths,
             query: req.query(),
             label: &path,
+            known: known.as_ref(),
         };
         let answer = self.cache.get(&query);
         if target.layout_conf {
@@ -103,6 +133,7 @@ pub fn respond(req: &Request, key: &Key, answer: Answer) -> Response {
         meta,
         content,
     } = found;
+    let source = content.source_url();
     let mut keep = None;
     let resp = match meta.len {
         Some(len) => {
@@ -124,6 +155,10 @@ pub fn respond(req: &Request, key: &Key, answer: Answer) -> Response {
     };
     let resp = match keep {
         Some(busy) => resp.hold(busy),
+        None => resp,
+    };
+    let resp = match source {
+        Some(url) => resp.with_header("X-Cache-Source", url),
         None => resp,
     };
     tag(resp, status)
