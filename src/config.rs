@@ -55,6 +55,10 @@ pub struct Config {
     /// environment; tests and embedding programs set it here instead, since the process
     /// environment is shared by every thread.
     pub upstream_env: Option<Vec<(String, String)>>,
+    /// Gentoo ebuild repositories (the Gentoo repository first, then overlays): their
+    /// Manifests are checked on every distfile they list, and their `SRC_URI` asked
+    /// when no source has one.
+    pub repos: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             allow: Vec::new(),
             upstream_proxy: None,
             upstream_env: None,
+            repos: Vec::new(),
         }
     }
 }

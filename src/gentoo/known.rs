@@ -1,0 +1,254 @@
+//! What Gentoo knows about a requested file, told to the cache
+//! ([`crate::mirror::Knowledge`]):
+//!
+//! - a **distfile** the repository index knows ([`RepoIndex`], `--repo`): the size
+//!   and digests of its `Manifest` entry, checked on every copy (from a mirror, from
+//!   its origin, from disk), and, when no mirror has it, its `SRC_URI` URLs in
+//!   portage's order (`mirror://` expanded). No URL is offered for a fetch-restricted
+//!   file, nor for one no `Manifest` lists (nothing could check it). A name the index
+//!   does not know (or before its first reading finished) gets nothing: the sources
+//!   are asked as without `--repo`.
+//! - a **binary package** (`*.gpkg.tar`, `*.tbz2`, `*.xpak`) that the binhost's
+//!   `Packages` index lists, when the cache holds that index (portage fetches it
+//!   through the cache before any package): its `SIZE` and digests (`SHA1`, and
+//!   `BLAKE2B`/`SHA512` when given). The index is looked for in the package's parent
+//!   directories (`PATH` is relative to the directory of `Packages`), parsed once per
+//!   version of the file.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use blake2::{Blake2b512, Digest};
+use log::debug;
+
+use super::repo::packages;
+use super::repo::{Expected, Lookup, RepoIndex, Verifier};
+use crate::cache::verify::{Check, Expect, Known};
+use crate::mirror::{Knowledge, Target};
+
+/// How many directories above a binary package its `Packages` index is looked for.
+const BINHOST_DEPTH: usize = 5;
+/// The largest `Packages` index read (bytes).
+const MAX_PACKAGES: u64 = 512 << 20;
+
+/// The Gentoo knowledge: a repository index (if `--repo` was given) and the binhost
+/// indexes in the cache.
+pub struct GentooKnowledge {
+    index: Option<Arc<RepoIndex>>,
+    cache_root: PathBuf,
+    binhosts: Mutex<HashMap<PathBuf, Arc<Binhost>>>,
+}
+
+/// One parsed `Packages` file: `PATH` → what the package must be.
+struct Binhost {
+    len: u64,
+    modified: Option<SystemTime>,
+    packages: HashMap<String, Expected>,
+}
+
+impl GentooKnowledge {
+    /// Knowledge from `index` (distfiles) and the `Packages` files below `cache_root`
+    /// (binary packages).
+    pub fn new(index: Option<Arc<RepoIndex>>, cache_root: PathBuf) -> GentooKnowledge {
+        GentooKnowledge {
+            index,
+            cache_root,
+            binhosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What the repository says of distfile `name`.
+    pub fn distfile(&self, name: &str) -> Option<Known> {
+        let Lookup::Found(d) = self.index.as_ref()?.lookup(name) else {
+            return None;
+        };
+        if d.conflict {
+            debug!("{name}: the Manifests disagree; checking against the first repository's");
+        }
+        let expect = d.expected().and_then(|e| expect(e, "Manifest"));
+        let fallback = if d.restrict.fetch || expect.is_none() {
+            Vec::new()
+        } else {
+            d.urls
+        };
+        Some(Known { expect, fallback })
+    }
+
+    /// What the binhost index beside it says of the binary package stored at `key`
+    /// (relative to the cache root).
+    pub fn binary_package(&self, key: &str) -> Option<Known> {
+        let mut dir = Path::new(key).parent();
+        for _ in 0..BINHOST_DEPTH {
+            let d = dir?;
+            let rel = Path::new(key).strip_prefix(d).ok()?.to_str()?;
+            if let Some(binhost) = self.binhost(&self.cache_root.join(d).join("Packages"))
+                && let Some(e) = binhost.packages.get(rel)
+            {
+                return Some(Known {
+                    expect: expect(e.clone(), "Packages"),
+                    fallback: Vec::new(),
+                });
+            }
+            dir = d.parent();
+        }
+        None
+    }
+
+    /// The parsed `Packages` file at `path`, if there is one (parsed again when it
+    /// changed).
+    fn binhost(&self, path: &Path) -> Option<Arc<Binhost>> {
+        let meta = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
+        let (len, modified) = (meta.len(), meta.modified().ok());
+        let mut binhosts = self.binhosts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = binhosts.get(path)
+            && b.len == len
+            && b.modified == modified
+        {
+            return Some(b.clone());
+        }
+        if len > MAX_PACKAGES {
+            return None;
+        }
+        let text = fs::read_to_string(path).ok()?;
+        let index = packages::parse(&text);
+        let packages = index
+            .packages
+            .iter()
+            .map(|p| (p.path.trim_start_matches('/').to_owned(), p.expected()))
+            .collect();
+        let b = Arc::new(Binhost {
+            len,
+            modified,
+            packages,
+        });
+        if binhosts.len() >= 64 {
+            binhosts.clear();
+        }
+        binhosts.insert(path.to_path_buf(), b.clone());
+        Some(b)
+    }
+}
+
+impl Knowledge for GentooKnowledge {
+    fn known(&self, target: &Target) -> Option<Known> {
+        if let Some(name) = &target.distfile {
+            return self.distfile(name);
+        }
+        let key = target.key.as_str();
+        if [".gpkg.tar", ".tbz2", ".xpak"]
+            .iter()
+            .any(|s| key.ends_with(s))
+        {
+            return self.binary_package(key);
+        }
+        None
+    }
+}
+
+/// The cache's expectation for an entry with a size (`by` names where it comes from).
+pub fn expect(expected: Expected, by: &'static str) -> Option<Expect> {
+    let size = expected.size?;
+    let id = fingerprint(&expected);
+    Some(Expect {
+        size,
+        id,
+        by,
+        check: Arc::new(move || Box::new(Digesting(Verifier::new(expected.clone())))),
+    })
+}
+
+/// A 64-bit fingerprint of the size and digests.
+fn fingerprint(e: &Expected) -> u64 {
+    let mut h = Blake2b512::new();
+    h.update(e.size.unwrap_or(u64::MAX).to_le_bytes());
+    for d in [
+        e.digests.blake2b.as_ref().map(|d| &d[..]),
+        e.digests.sha512.as_ref().map(|d| &d[..]),
+        e.digests.sha1.as_ref().map(|d| &d[..]),
+    ] {
+        h.update([u8::from(d.is_some())]);
+        h.update(d.unwrap_or_default());
+    }
+    let out = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&out[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// The repository's streaming verifier as the cache's [`Check`].
+struct Digesting(Verifier);
+
+impl Check for Digesting {
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), String> {
+        self.0.finish().map(|_| ()).map_err(|m| m.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gentoo::repo::Digests;
+
+    #[test]
+    fn expectations_have_a_size_and_a_stable_fingerprint() {
+        let digests = Digests {
+            blake2b: Some([1; 64]),
+            ..Digests::default()
+        };
+        let e = Expected {
+            size: Some(3),
+            digests,
+        };
+        let a = expect(e.clone(), "Manifest").unwrap();
+        let b = expect(e.clone(), "Manifest").unwrap();
+        assert_eq!((a.size, a.id), (3, b.id));
+        let mut other = e.clone();
+        other.digests.sha512 = Some([0; 64]);
+        assert_ne!(expect(other, "Manifest").unwrap().id, a.id);
+        let unsized_ = Expected {
+            size: None,
+            ..e.clone()
+        };
+        assert!(expect(unsized_, "Packages").is_none());
+        let mut wrong = (a.check)();
+        wrong.update(b"abc");
+        let err = wrong.finish().unwrap_err();
+        assert!(err.starts_with("BLAKE2B "), "{err}");
+    }
+
+    #[test]
+    fn binary_packages_find_their_index_above_them() {
+        let root = std::env::temp_dir().join(format!("pc-known-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let bin = root.join("binpkgs/amd64");
+        fs::create_dir_all(bin.join("app-arch/zstd")).unwrap();
+        let sha1 = "00112233445566778899aabbccddeeff00112233";
+        fs::write(
+            bin.join("Packages"),
+            format!(
+                "VERSION: 0\n\nCPV: app-arch/zstd-1.5.6\nPATH: app-arch/zstd/zstd-1.5.6-2.gpkg.tar\nSHA1: {sha1}\nSIZE: 10\n"
+            ),
+        )
+        .unwrap();
+        let k = GentooKnowledge::new(None, root.clone());
+        let known = k
+            .binary_package("binpkgs/amd64/app-arch/zstd/zstd-1.5.6-2.gpkg.tar")
+            .expect("listed");
+        let e = known.expect.unwrap();
+        assert_eq!((e.size, e.by), (10, "Packages"));
+        assert!(known.fallback.is_empty());
+        assert!(
+            k.binary_package("binpkgs/amd64/app-arch/zstd/other-1.gpkg.tar")
+                .is_none()
+        );
+        assert!(k.binary_package("elsewhere/x.gpkg.tar").is_none());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
