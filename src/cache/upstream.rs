@@ -509,8 +509,10 @@ impl Upstream {
             }
             match self.fetch_from(i, &rest, ask) {
                 Ok(reply) => {
-                    self.origins.fetches.fetch_add(1, Ordering::Relaxed);
-                    info!("{path}: no source has it; fetching {url}");
+                    if !ask.head {
+                        self.origins.fetches.fetch_add(1, Ordering::Relaxed);
+                        info!("{path}: no source has it; fetching {url}");
+                    }
                     return Some(reply);
                 }
                 Err(attempt) => {
