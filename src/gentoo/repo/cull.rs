@@ -4,7 +4,7 @@
 //! for Debian indexes.
 //!
 //! Distfiles are stored at `CACHE/distfiles/<BLAKE2B 8>/NAME` (see
-//! [`crate::distfiles`]), and a cache inherited from the Python package-cache may
+//! [`crate::gentoo::distfiles`]), and a cache inherited from the Python package-cache may
 //! also hold flat `CACHE/distfiles/NAME`: both are considered. Never touched:
 //! `layout.conf`, hidden files (downloads in progress and their locks start with
 //! `.`), directories deeper than one level, and a file under a directory that is not
