@@ -6,7 +6,9 @@
 //! - skips a source whose `Content-Length` differs from [`Expect::size`], before any
 //!   byte (in [`super::upstream`]);
 //! - digests the body while it streams ([`Checked`], wrapped around the source's body
-//!   by the download's leader) and **holds back the last byte** until the digest is
+//!   by the download's leader; a large file's digests on threads of their own, in
+//!   parallel with the transfer: see `digester`) and **holds back the last byte**
+//!   until the digest is
 //!   known. The tee never has that byte to write, so no reader sees the whole file
 //!   before it is checked: not this process's clients (they read the part file up to
 //!   what was written) and not followers in other processes (they read the same part
@@ -36,6 +38,10 @@ use log::warn;
 
 use super::store::Entry;
 
+mod digester;
+
+use digester::Digester;
+
 /// A digest computation fed while a file streams, compared at the end.
 pub trait Check: Send {
     /// Feeds the next bytes.
@@ -43,6 +49,10 @@ pub trait Check: Send {
     /// Compares what was fed with the expectation; the error says how it differed
     /// (`BLAKE2B 1234…, expected abcd…`).
     fn finish(self: Box<Self>) -> Result<(), String>;
+    /// The same check as independent parts (one per digest, say) that can run in
+    /// parallel, each fed every byte; all must pass (`vec![self]` when it cannot be
+    /// split). Called before anything was fed.
+    fn split(self: Box<Self>) -> Vec<Box<dyn Check>>;
 }
 
 /// What a file must be.
@@ -105,7 +115,7 @@ pub fn mismatch_of(e: &io::Error) -> Option<&Mismatch> {
 /// that ends early or differs, end it with an error carrying a [`Mismatch`].
 pub struct Checked {
     inner: Box<dyn Read + Send>,
-    check: Option<Box<dyn Check>>,
+    check: Option<Digester>,
     size: u64,
     by: &'static str,
     /// Bytes received from `inner`.
@@ -121,7 +131,7 @@ impl Checked {
     pub fn new(inner: Box<dyn Read + Send>, expect: &Expect) -> Checked {
         Checked {
             inner,
-            check: Some((expect.check)()),
+            check: Some(Digester::new((expect.check)(), expect.size)),
             size: expect.size,
             by: expect.by,
             received: 0,
@@ -348,7 +358,7 @@ impl Drop for Reading<'_> {
 
 /// Reads all of `file` through a fresh check of `expect`.
 fn digest_file(file: &File, expect: &Expect) -> Result<(), String> {
-    let mut check = (expect.check)();
+    let mut check = Digester::new((expect.check)(), expect.size);
     let mut buf = vec![0u8; READ_BLOCK];
     let mut pos = 0u64;
     loop {
@@ -448,6 +458,9 @@ pub(crate) mod tests {
             } else {
                 Err("other bytes".into())
             }
+        }
+        fn split(self: Box<Self>) -> Vec<Box<dyn Check>> {
+            vec![self]
         }
     }
 

@@ -23,9 +23,12 @@ use std::time::SystemTime;
 
 use blake2::{Blake2b512, Digest};
 use log::debug;
+use sha1::Sha1;
+use sha2::Sha512;
 
+use super::repo::digest::{Algo, to_hex};
 use super::repo::packages;
-use super::repo::{Expected, Lookup, RepoIndex, Verifier};
+use super::repo::{Expected, Lookup, RepoIndex};
 use crate::cache::verify::{Check, Expect, Known};
 use crate::mirror::{Knowledge, Target};
 
@@ -148,7 +151,9 @@ impl Knowledge for GentooKnowledge {
     }
 }
 
-/// The cache's expectation for an entry with a size (`by` names where it comes from).
+/// The cache's expectation for an entry with a size (`by` names where it comes from):
+/// the cache compares the size, the check each digest the entry lists (BLAKE2B,
+/// SHA512, SHA1), in parallel for large files.
 pub fn expect(expected: Expected, by: &'static str) -> Option<Expect> {
     let size = expected.size?;
     let id = fingerprint(&expected);
@@ -156,7 +161,7 @@ pub fn expect(expected: Expected, by: &'static str) -> Option<Expect> {
         size,
         id,
         by,
-        check: Arc::new(move || Box::new(Digesting(Verifier::new(expected.clone())))),
+        check: Arc::new(move || Box::new(EntryCheck::new(&expected))),
     })
 }
 
@@ -178,16 +183,84 @@ fn fingerprint(e: &Expected) -> u64 {
     u64::from_le_bytes(first)
 }
 
-/// The repository's streaming verifier as the cache's [`Check`].
-struct Digesting(Verifier);
+/// The digests of an entry, compared at the end in the order BLAKE2B, SHA512, SHA1
+/// (as [`super::repo::Verifier`] does; the size is the cache's to compare).
+struct EntryCheck(Vec<OneDigest>);
 
-impl Check for Digesting {
+/// One digest and the value the entry gives.
+struct OneDigest {
+    algo: Algo,
+    state: Hasher,
+    want: Vec<u8>,
+}
+
+enum Hasher {
+    Blake2b(Blake2b512),
+    Sha512(Sha512),
+    Sha1(Sha1),
+}
+
+impl EntryCheck {
+    fn new(e: &Expected) -> EntryCheck {
+        let d = &e.digests;
+        let mut parts = Vec::new();
+        if let Some(want) = d.blake2b {
+            parts.push((
+                Algo::Blake2b,
+                Hasher::Blake2b(Blake2b512::new()),
+                want.to_vec(),
+            ));
+        }
+        if let Some(want) = d.sha512 {
+            parts.push((Algo::Sha512, Hasher::Sha512(Sha512::new()), want.to_vec()));
+        }
+        if let Some(want) = d.sha1 {
+            parts.push((Algo::Sha1, Hasher::Sha1(Sha1::new()), want.to_vec()));
+        }
+        EntryCheck(
+            parts
+                .into_iter()
+                .map(|(algo, state, want)| OneDigest { algo, state, want })
+                .collect(),
+        )
+    }
+}
+
+impl Check for EntryCheck {
     fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        for d in &mut self.0 {
+            match &mut d.state {
+                Hasher::Blake2b(h) => h.update(bytes),
+                Hasher::Sha512(h) => h.update(bytes),
+                Hasher::Sha1(h) => h.update(bytes),
+            }
+        }
     }
 
     fn finish(self: Box<Self>) -> Result<(), String> {
-        self.0.finish().map(|_| ()).map_err(|m| m.to_string())
+        for d in self.0 {
+            let got = match d.state {
+                Hasher::Blake2b(h) => h.finalize().to_vec(),
+                Hasher::Sha512(h) => h.finalize().to_vec(),
+                Hasher::Sha1(h) => h.finalize().to_vec(),
+            };
+            if got != d.want {
+                return Err(format!(
+                    "{} {}, the entry says {}",
+                    d.algo,
+                    to_hex(&got),
+                    to_hex(&d.want)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn split(self: Box<Self>) -> Vec<Box<dyn Check>> {
+        self.0
+            .into_iter()
+            .map(|d| Box::new(EntryCheck(vec![d])) as Box<dyn Check>)
+            .collect()
     }
 }
 
@@ -221,6 +294,36 @@ mod tests {
         wrong.update(b"abc");
         let err = wrong.finish().unwrap_err();
         assert!(err.starts_with("BLAKE2B "), "{err}");
+    }
+
+    #[test]
+    fn entry_checks_split_into_one_part_per_digest() {
+        let data = b"the file";
+        let digests = Digests {
+            blake2b: Some(Blake2b512::digest(data).into()),
+            sha512: Some(Sha512::digest(data).into()),
+            sha1: Some(Sha1::digest(data).into()),
+        };
+        let e = Expected {
+            size: Some(data.len() as u64),
+            digests,
+        };
+        let whole: Box<dyn Check> = Box::new(EntryCheck::new(&e));
+        let parts = whole.split();
+        assert_eq!(parts.len(), 3);
+        for mut p in parts {
+            p.update(data);
+            assert_eq!(p.finish(), Ok(()));
+        }
+        let mut wrong = e.clone();
+        wrong.digests.sha1 = Some([0; 20]);
+        let mut c: Box<dyn Check> = Box::new(EntryCheck::new(&wrong));
+        c.update(data);
+        let err = c.finish().unwrap_err();
+        assert!(
+            err.starts_with("SHA1 ") && err.ends_with(&"00".repeat(20)),
+            "{err}"
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn ranged(cache: &TestCache, path: &str, from: usize) -> Reply {
 fn a_file_no_mirror_has_comes_from_its_src_uri_under_its_arrow_name() {
     let mirror = FakeMirror::start();
     let origin = FakeMirror::start();
-    let afio = bytes(300_000, 1);
+    let afio = bytes(1_500_000, 1);
     let tag = "/k/afio/archive/refs/tags/v2.5.2.tar.gz";
     origin.put(tag, afio.clone());
     let repo = TestRepo::new();
@@ -78,7 +78,7 @@ fn a_file_no_mirror_has_comes_from_its_src_uri_under_its_arrow_name() {
     let path = "/distfiles/afio-2.5.2.tar.gz";
     let head = head(cache.addr, path);
     assert_eq!(head.status, 200, "HEAD asks the origin too");
-    assert_eq!(head.header("content-length"), Some("300000"));
+    assert_eq!(head.header("content-length"), Some("1500000"));
     let r = cache.get(path);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.complete && r.body == afio);
@@ -252,7 +252,7 @@ fn a_source_announcing_the_wrong_size_is_skipped_before_any_byte() {
 fn a_wrong_copy_is_never_stored_nor_complete_and_the_next_request_gets_the_next_source() {
     let mirror = FakeMirror::start();
     let origin = FakeMirror::start();
-    let good = bytes(200_000, 6);
+    let good = bytes(2_000_000, 6); // over 1 MiB: digests on threads of their own
     let mut bad = good.clone();
     *bad.last_mut().unwrap() ^= 0xff; // only the last byte differs
     let path = "/distfiles/tampered-1.tar.gz";
