@@ -48,7 +48,9 @@ pub fn build(config: &Config) -> Result<App, String> {
     if let Some(index) = &repo {
         metrics.attach_repo(index.clone());
     }
-    let knowledge = Arc::new(GentooKnowledge::new(repo.clone(), config.cache.clone()));
+    let knowledge = GentooKnowledge::new(repo.clone(), config.cache.clone())
+        .with_digests(config.checksum_filter.clone());
+    let knowledge = Arc::new(knowledge);
     let routes = Router::new()
         .mount("/-", Ops::new(metrics.clone(), cache.clone()))
         .mount("/", Mirror::new(cache.clone()).with_knowledge(knowledge));

@@ -16,6 +16,7 @@ use crate::cache::policy::Glob;
 use crate::cache::upstream::check_source;
 use crate::config::Config;
 use crate::gentoo::repo::cull::UnreferencedOptions;
+use crate::gentoo::repo::digest::Algo;
 use crate::http::access::Cidr;
 
 /// A caching proxy for package downloads: point GENTOO_MIRRORS (or a binhost, or a
@@ -112,6 +113,12 @@ struct Args {
     /// has them (repeatable; default none)
     #[argh(option, arg_name = "PATH")]
     repo: Vec<PathBuf>,
+
+    /// the digests of Manifest and binhost Packages entries to check, as portage's
+    /// PORTAGE_CHECKSUM_FILTER: BLAKE2B, SHA512, SHA1 separated by spaces or commas,
+    /// or * for every one an entry lists (default *)
+    #[argh(option, arg_name = "LIST", from_str_fn(checksums))]
+    checksum_filter: Option<Vec<Algo>>,
 }
 
 /// Removes files from a cache directory: those not used for --older-than DAYS, then the
@@ -147,6 +154,26 @@ struct CullArgs {
     /// only print what would be removed
     #[argh(switch)]
     dry_run: bool,
+}
+
+fn checksums(s: &str) -> Result<Vec<Algo>, String> {
+    let mut out = Vec::new();
+    for word in s.split([',', ' ']).filter(|w| !w.is_empty()) {
+        let algo = match word.to_ascii_uppercase().as_str() {
+            "*" => return Ok(Vec::new()),
+            "BLAKE2B" => Algo::Blake2b,
+            "SHA512" => Algo::Sha512,
+            "SHA1" => Algo::Sha1,
+            _ => return Err(format!("{word} is not one of BLAKE2B, SHA512, SHA1, *")),
+        };
+        if !out.contains(&algo) {
+            out.push(algo);
+        }
+    }
+    if out.is_empty() {
+        return Err("no digest named".into());
+    }
+    Ok(out)
 }
 
 fn size(s: &str) -> Result<u64, String> {
@@ -294,6 +321,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         upstream_proxy: parsed.upstream_proxy,
         upstream_env: d.upstream_env,
         repos: parsed.repo,
+        checksum_filter: parsed.checksum_filter.unwrap_or(d.checksum_filter),
     })))
 }
 
@@ -585,6 +613,45 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn repositories_and_checksum_filters() {
+        let c = config("--repo /a --repo=/b --checksum-filter BLAKE2B,sha512");
+        assert_eq!(c.repos, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(c.checksum_filter, [Algo::Blake2b, Algo::Sha512]);
+        assert!(config("--checksum-filter *").checksum_filter.is_empty());
+        let err = parse(&args("--checksum-filter MD5")).unwrap_err().0;
+        assert!(err.contains("MD5 is not one of"), "{err}");
+    }
+
+    #[test]
+    fn cull_unreferenced_needs_repositories() {
+        let Ok(Command::CullUnreferenced {
+            repos,
+            options,
+            then,
+            ..
+        }) = parse(&args("cull --unreferenced --repo /r --cache /c"))
+        else {
+            panic!("not an unreferenced cull")
+        };
+        assert_eq!(repos, [PathBuf::from("/r")]);
+        assert_eq!(options.grace, Duration::from_secs(7 * 86_400));
+        assert!(then.is_none() && !options.dry_run);
+        let Ok(Command::CullUnreferenced { then, options, .. }) = parse(&args(
+            "cull --unreferenced --repo /r --grace 0.5 --max-size 1G --dry-run",
+        )) else {
+            panic!()
+        };
+        assert_eq!(options.grace, Duration::from_secs(43_200));
+        assert_eq!(
+            then.map(|t| (t.max_size, t.dry_run)),
+            Some((Some(1 << 30), true))
+        );
+        let err = |s: &str| parse(&args(s)).unwrap_err().0;
+        assert!(err("cull --unreferenced").contains("--repo PATH"));
+        assert!(err("cull --repo /r --max-size 1G").contains("go with --unreferenced"));
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Config {
     /// Manifests are checked on every distfile they list, and their `SRC_URI` asked
     /// when no source has one.
     pub repos: Vec<PathBuf>,
+    /// Which digests of a Manifest or binhost `Packages` entry are checked; empty:
+    /// every one the entry lists (each entry keeps at least one).
+    pub checksum_filter: Vec<crate::gentoo::repo::digest::Algo>,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             upstream_proxy: None,
             upstream_env: None,
             repos: Vec::new(),
+            checksum_filter: Vec::new(),
         }
     }
 }

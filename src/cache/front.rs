@@ -339,15 +339,21 @@ impl Cache {
             ..Ask::default()
         };
         match self.fetcher.upstream().fetch(query.label, &ask) {
-            Ok(Reply::Fresh(f)) => Answer::Found(Found {
-                status: CacheStatus::Miss,
-                meta: f.meta,
-                content: if head {
-                    Content::headers()
-                } else {
-                    Content::source_body(f.body)
-                },
-            }),
+            Ok(Reply::Fresh(mut f)) => {
+                if let Some(expect) = query.expect().filter(|_| !head) {
+                    // Not stored, but checked (and its last byte held) as a download is.
+                    super::verify::guard(&mut f, expect);
+                }
+                Answer::Found(Found {
+                    status: CacheStatus::Miss,
+                    meta: f.meta,
+                    content: if head {
+                        Content::headers()
+                    } else {
+                        Content::source_body(f.body)
+                    },
+                })
+            }
             Ok(Reply::NotModified { .. }) => failed(
                 query,
                 "a source answered 304 to an unconditional request".into(),

@@ -43,6 +43,8 @@ pub struct GentooKnowledge {
     index: Option<Arc<RepoIndex>>,
     cache_root: PathBuf,
     binhosts: Mutex<HashMap<PathBuf, Arc<Binhost>>>,
+    /// The digests checked (empty: every one an entry lists).
+    digests: Vec<Algo>,
 }
 
 /// One parsed `Packages` file: `PATH` → what the package must be.
@@ -60,7 +62,19 @@ impl GentooKnowledge {
             index,
             cache_root,
             binhosts: Mutex::new(HashMap::new()),
+            digests: Vec::new(),
         }
+    }
+
+    /// The same, checking only the digests in `keep` (empty: all), as portage's
+    /// `PORTAGE_CHECKSUM_FILTER` does: an entry keeps at least one of its digests.
+    pub fn with_digests(mut self, keep: Vec<Algo>) -> GentooKnowledge {
+        self.digests = keep;
+        self
+    }
+
+    fn expect(&self, e: Expected, by: &'static str) -> Option<Expect> {
+        expect(only(e, &self.digests), by)
     }
 
     /// What the repository says of distfile `name`.
@@ -71,7 +85,7 @@ impl GentooKnowledge {
         if d.conflict {
             debug!("{name}: the Manifests disagree; checking against the first repository's");
         }
-        let expect = d.expected().and_then(|e| expect(e, "Manifest"));
+        let expect = d.expected().and_then(|e| self.expect(e, "Manifest"));
         let fallback = if d.restrict.fetch || expect.is_none() {
             Vec::new()
         } else {
@@ -91,7 +105,7 @@ impl GentooKnowledge {
                 && let Some(e) = binhost.packages.get(rel)
             {
                 return Some(Known {
-                    expect: expect(e.clone(), "Packages"),
+                    expect: self.expect(e.clone(), "Packages"),
                     fallback: Vec::new(),
                 });
             }
@@ -163,6 +177,26 @@ pub fn expect(expected: Expected, by: &'static str) -> Option<Expect> {
         by,
         check: Arc::new(move || Box::new(EntryCheck::new(&expected))),
     })
+}
+
+/// `e` with only the digests in `keep` (all when `keep` is empty), keeping at least
+/// one (the first of BLAKE2B, SHA512, SHA1 it lists) as portage does.
+fn only(e: Expected, keep: &[Algo]) -> Expected {
+    if keep.is_empty() {
+        return e;
+    }
+    let filtered = e.clone().filtered(keep);
+    if !filtered.digests.is_empty() || e.digests.is_empty() {
+        return filtered;
+    }
+    let first = [Algo::Blake2b, Algo::Sha512, Algo::Sha1]
+        .into_iter()
+        .find(|a| match a {
+            Algo::Blake2b => e.digests.blake2b.is_some(),
+            Algo::Sha512 => e.digests.sha512.is_some(),
+            Algo::Sha1 => e.digests.sha1.is_some(),
+        });
+    e.filtered(&first.into_iter().collect::<Vec<_>>())
 }
 
 /// A 64-bit fingerprint of the size and digests.
@@ -294,6 +328,27 @@ mod tests {
         wrong.update(b"abc");
         let err = wrong.finish().unwrap_err();
         assert!(err.starts_with("BLAKE2B "), "{err}");
+    }
+
+    #[test]
+    fn a_digest_filter_keeps_at_least_one_digest() {
+        let e = Expected {
+            size: Some(1),
+            digests: Digests {
+                blake2b: Some([1; 64]),
+                sha512: Some([2; 64]),
+                sha1: None,
+            },
+        };
+        let b2 = only(e.clone(), &[Algo::Blake2b]);
+        assert!(b2.digests.blake2b.is_some() && b2.digests.sha512.is_none());
+        assert_eq!(only(e.clone(), &[]), e);
+        let sha1_only = only(e.clone(), &[Algo::Sha1]);
+        assert!(sha1_only.digests.blake2b.is_some() && sha1_only.digests.sha512.is_none());
+        assert_ne!(
+            expect(b2, "Manifest").unwrap().id,
+            expect(e, "Manifest").unwrap().id
+        );
     }
 
     #[test]
