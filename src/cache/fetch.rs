@@ -170,8 +170,8 @@ impl Fetcher {
         &self.checks
     }
 
-    /// Whether the stored `entry` may be served for `plan` (it passes the plan's
-    /// check, if there is one); logs why not.
+    /// Whether the stored `entry` may be served: it passes `expect`'s check, when
+    /// there is one. Logs why not.
     pub(crate) fn acceptable(&self, entry: &super::store::Entry, expect: Option<&Expect>) -> bool {
         let Some(expect) = expect else {
             return true;
