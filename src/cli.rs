@@ -333,8 +333,8 @@ fn parse_cull(args: &[String]) -> Result<Command, UsageError> {
     };
     if parsed.max_size.is_none() && parsed.older_than.is_none() && !parsed.unreferenced {
         return Err(UsageError(
-            "cull: say what to remove with --max-size SIZE, --older-than DAYS and/or \
-             --unreferenced --repo PATH"
+            "cull: say what to remove with --max-size SIZE and/or --older-than DAYS, \
+             or --unreferenced --repo PATH"
                 .into(),
         ));
     }

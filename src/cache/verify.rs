@@ -16,11 +16,11 @@
 //!   error: the download breaks, nothing is stored, and every client's connection is
 //!   cut one byte short;
 //! - checks a stored file before serving it ([`StoredChecks`]): its size on every hit,
-//!   its digests once per file and expectation. The result is remembered in memory and
-//!   in an extended attribute of the file (`user.package-cache.verified`, also written
-//!   when a verified download is stored), so after a restart a file is not read again;
-//!   on file systems without user extended attributes a file is read in full once per
-//!   process. A file that fails is not served: the request is a miss, and the new
+//!   its digests once per file and expectation. A match is remembered in an extended
+//!   attribute of the file (`user.package-cache.verified`, also written when a
+//!   verified download is stored: one `fgetxattr` per hit, and after a restart no file
+//!   is read again); failures, and matches on file systems without user extended
+//!   attributes (where a file is then read in full once per process), in memory. A file that fails is not served: the request is a miss, and the new
 //!   download replaces it.
 
 use std::collections::{HashMap, HashSet};
@@ -216,7 +216,7 @@ pub struct StoredChecks {
     read_done: Condvar,
     /// Stored files read in full to check them.
     pub read: AtomicU64,
-    /// Stored files that failed their check (size or digests).
+    /// Checks of stored files that failed (size or digests).
     pub failed: AtomicU64,
 }
 
@@ -229,8 +229,9 @@ struct Memo {
     ok: bool,
 }
 
-/// The most checks remembered in memory (the extended attributes remember the rest).
-const MEMO_MAX: usize = 65_536;
+/// The most checks remembered in memory: failures, and successes that could not be
+/// written as an extended attribute (which remembers the rest).
+const MEMO_MAX: usize = 16_384;
 
 /// The extended attribute a verified file carries: `v1 ID LEN MTIME`.
 const XATTR: &[u8] = b"user.package-cache.verified\0";
@@ -249,47 +250,46 @@ impl StoredChecks {
                 entry.len, expect.by, expect.size
             ));
         }
-        let mtime = seconds(entry.modified);
-        let want = |m: &Memo| m.id == expect.id && m.len == entry.len && m.mtime == mtime;
-        if let Some(m) = lock(&self.memo).get(&entry.path).filter(|m| want(m)) {
-            return if m.ok {
-                Ok(())
-            } else {
-                Err(format!("does not match the {}", expect.by))
-            };
+        let memo = Memo {
+            id: expect.id,
+            len: entry.len,
+            mtime: seconds(entry.modified),
+            ok: true,
+        };
+        let known = || {
+            if read_mark(&entry.file) == Some((memo.id, memo.len, memo.mtime)) {
+                return Some(Ok(()));
+            }
+            let m = lock(&self.memo).get(&entry.path).copied();
+            m.filter(|m| Memo { ok: true, ..*m } == memo)
+                .map(|m| match m.ok {
+                    true => Ok(()),
+                    false => Err(format!("does not match the {}", expect.by)),
+                })
+        };
+        if let Some(result) = known() {
+            return result;
         }
         let _reading = self.reading(&entry.path);
         // Another request may have checked it while this one waited.
-        if let Some(m) = lock(&self.memo).get(&entry.path).filter(|m| want(m)) {
-            return if m.ok {
-                Ok(())
-            } else {
-                Err(format!("does not match the {}", expect.by))
-            };
+        if let Some(result) = known() {
+            return result;
         }
-        let marked = read_mark(&entry.file)
-            .is_some_and(|(id, len, t)| id == expect.id && len == entry.len && t == mtime);
-        let result = if marked {
-            Ok(())
-        } else {
-            self.read.fetch_add(1, Ordering::Relaxed);
-            let result = digest_file(&entry.file, expect);
-            if result.is_ok() {
-                write_mark(&entry.file, expect.id, entry.len, mtime);
-            } else {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            result
-        };
-        self.remember(
-            entry.path.clone(),
-            Memo {
-                id: expect.id,
-                len: entry.len,
-                mtime,
-                ok: result.is_ok(),
-            },
-        );
+        self.read.fetch_add(1, Ordering::Relaxed);
+        let result = digest_file(&entry.file, expect);
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let marked = result.is_ok() && write_mark(&entry.file, memo.id, memo.len, memo.mtime);
+        if !marked {
+            self.remember(
+                entry.path.clone(),
+                Memo {
+                    ok: result.is_ok(),
+                    ..memo
+                },
+            );
+        }
         result
     }
 
@@ -306,16 +306,17 @@ impl StoredChecks {
     ) {
         let Some(modified) = modified else { return };
         let mtime = seconds(modified);
-        write_mark(part, expect.id, len, mtime);
-        self.remember(
-            path,
-            Memo {
-                id: expect.id,
-                len,
-                mtime,
-                ok: true,
-            },
-        );
+        if !write_mark(part, expect.id, len, mtime) {
+            self.remember(
+                path,
+                Memo {
+                    id: expect.id,
+                    len,
+                    mtime,
+                    ok: true,
+                },
+            );
+        }
     }
 
     fn remember(&self, path: PathBuf, memo: Memo) {
@@ -405,9 +406,9 @@ fn read_mark(file: &File) -> Option<(u64, u64, u64)> {
     Some((id, len, mtime))
 }
 
-/// Marks `file` as verified (best effort: a file system without user extended
-/// attributes leaves the memory as the only record).
-fn write_mark(file: &File, id: u64, len: u64, mtime: u64) {
+/// Marks `file` as verified; false when the file system keeps no user extended
+/// attributes (then the memory is the only record).
+fn write_mark(file: &File, id: u64, len: u64, mtime: u64) -> bool {
     let value = format!("v1 {id:016x} {len} {mtime}");
     // SAFETY: a valid descriptor, a NUL-terminated name and a buffer we own.
     let r = unsafe {
@@ -428,6 +429,7 @@ fn write_mark(file: &File, id: u64, len: u64, mtime: u64) {
             warn!("cannot mark a verified file: {e}");
         }
     }
+    r == 0
 }
 
 fn seconds(t: SystemTime) -> u64 {
