@@ -541,9 +541,12 @@ fn binary_packages_are_checked_against_the_binhost_index() {
     cache.settle();
     let r = cache.get(&format!("{base}/app-arch/zstd/zstd-1.5.6-1.gpkg.tar"));
     assert!(r.status == 200 && r.complete && r.body == zstd);
+    // Cut one byte short; or, when the wrong copy was over before this request
+    // attached to it, the request starts over, the source is not asked again, and
+    // nobody else has it: 502.
     let r = cache.get(&format!("{base}/dev-libs/bad/bad-1-1.gpkg.tar"));
     assert!(
-        r.status == 200 && !r.complete && r.body.len() < bad.len(),
+        (r.status == 200 && !r.complete && r.body.len() < bad.len()) || r.status == 502,
         "{} complete {} {} bytes: {}",
         r.status,
         r.complete,
