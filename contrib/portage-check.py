@@ -15,15 +15,23 @@ like a Gentoo mirror), a package-cache in front of it, and runs portage's own co
    GLEP 75 layout.conf (portage asks for /distfiles/XX/NAME);
 3. the binhost index round trip: portage.util._urlopen.urlopen with
    if_modified_since=TIMESTAMP must get 304, and an older timestamp a 200 whose
-   Last-Modified is not older than the one sent.
+   Last-Modified is not older than the one sent;
+4. a RESTRICT="mirror" distfile that no mirror has, with the cache set up as the
+   `local` mirror in /etc/portage/mirrors (the only mirror portage asks for such a
+   file) and GENTOO_MIRRORS and the file's SRC_URI both dead: the cache, started with
+   --repo on a repository whose md5-cache and Manifest list the file, fetches it from
+   its SRC_URI (an origin server of its own, asked exactly once) and portage verifies
+   it.
 
-Prints one line per check and exits non-zero if any fails. Not run in CI (it needs
-portage from PyPI); see README.rst.
+Prints one line per check and exits non-zero if any fails. CI runs it through
+tests/it/portage.rs (.ci/run makes the venv); see README.rst.
 """
 
 import hashlib
+import json
 import shutil
 import http.server
+import urllib.request
 import os
 import socket
 import subprocess
@@ -55,28 +63,74 @@ def main():
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
         files[name] = data
+    # A repository listing a mirror-restricted file, and its origin (SRC_URI).
+    restricted = "restricted-test-3.1.tar.bz2"
+    restricted_data = os.urandom(700_000)
+    origin = os.path.join(work, "origin")
+    os.makedirs(os.path.join(origin, "pub"))
+    with open(os.path.join(origin, "pub", restricted), "wb") as f:
+        f.write(restricted_data)
+    repo = os.path.join(work, "repo")
+    for d in ("profiles", "metadata/md5-cache/net-misc", "net-misc/restricted-test"):
+        os.makedirs(os.path.join(repo, d))
+    with open(os.path.join(repo, "profiles", "repo_name"), "w") as f:
+        f.write("test\n")
+    with open(os.path.join(repo, "profiles", "categories"), "w") as f:
+        f.write("net-misc\n")
+    with open(os.path.join(repo, "net-misc", "restricted-test", "Manifest"), "w") as f:
+        f.write(f"DIST {restricted} {len(restricted_data)}"
+                f" BLAKE2B {hashlib.blake2b(restricted_data).hexdigest()}"
+                f" SHA512 {hashlib.sha512(restricted_data).hexdigest()}\n")
+
     os.makedirs(os.path.join(upstream, "binpkgs"))
     index = os.path.join(upstream, "binpkgs", "Packages")
     with open(index, "w") as f:
         f.write("TIMESTAMP: 1700000000\nPACKAGES: 0\n\n")
     os.utime(index, (1700000000, 1700000000))
 
-    up_port, pc_port = free_port(), free_port()
+    up_port, pc_port, origin_port, dead_port = free_port(), free_port(), free_port(), free_port()
+    with open(os.path.join(repo, "metadata", "md5-cache", "net-misc", "restricted-test-3.1"), "w") as f:
+        f.write(f"EAPI=8\nRESTRICT=mirror\nSLOT=0\n"
+                f"SRC_URI=http://127.0.0.1:{origin_port}/pub/{restricted}\n")
     handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=upstream)
     http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", up_port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin_requests = []
+
+    class Origin(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a):
+            super().__init__(*a, directory=origin)
+
+        def do_GET(self):
+            origin_requests.append(self.path)
+            super().do_GET()
+
+    origin_server = http.server.ThreadingHTTPServer(("127.0.0.1", origin_port), Origin)
+    threading.Thread(target=origin_server.serve_forever, daemon=True).start()
     cache = subprocess.Popen(
         [binary, "--source", f"http://127.0.0.1:{up_port}", "--cache", os.path.join(work, "cache"),
-         "--host", "127.0.0.1", "--port", str(pc_port), "-v"],
+         "--repo", repo, "--host", "127.0.0.1", "--port", str(pc_port), "-v"],
         stderr=open(os.path.join(work, "package-cache.log"), "w"),
     )
-    time.sleep(0.5)
+    ready = False
+    for _ in range(100):
+        time.sleep(0.1)
+        try:
+            status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{pc_port}/-/status.json"))
+        except OSError:
+            continue
+        if (status.get("repo") or {}).get("ready"):
+            ready = True
+            break
 
     root = os.path.join(work, "root")
     distdir = os.path.join(root, "distfiles")
     os.makedirs(os.path.join(root, "etc", "portage"))
     os.makedirs(distdir)
+    # The cache as the `local` mirror: the one portage asks for RESTRICT="mirror" files.
+    with open(os.path.join(root, "etc", "portage", "mirrors"), "w") as f:
+        f.write(f"local http://127.0.0.1:{pc_port}\n")
     os.makedirs(os.path.join(root, "tmp"))
     with open(os.path.join(root, "etc", "portage", "make.conf"), "w") as f:
         f.write(f'DISTDIR="{distdir}"\nGENTOO_MIRRORS="http://127.0.0.1:{pc_port}"\n'
@@ -106,6 +160,20 @@ def main():
             same = f.read() == data
         check(f"fetch {name}", ok and same, "(resumed from 400 KB)" if name == partial else "(GLEP 75 path)")
 
+    check("package-cache read --repo", ready)
+    restricted_settings = portage.config(clone=settings)
+    restricted_settings["PORTAGE_RESTRICT"] = "mirror"
+    restricted_settings["GENTOO_MIRRORS"] = f"http://127.0.0.1:{dead_port}"
+    digests = {restricted: {"size": len(restricted_data),
+                            "BLAKE2B": hashlib.blake2b(restricted_data).hexdigest(),
+                            "SHA512": hashlib.sha512(restricted_data).hexdigest()}}
+    ok = fetch({restricted: [f"http://127.0.0.1:{dead_port}/pub/{restricted}"]}, restricted_settings,
+               digests=digests, try_mirrors=1)
+    path = os.path.join(distdir, restricted)
+    same = os.path.exists(path) and open(path, "rb").read() == restricted_data
+    check(f"fetch {restricted}", ok and same and origin_requests == [f"/pub/{restricted}"],
+          f"(RESTRICT=mirror through the local mirror; origin asked {len(origin_requests)} times)")
+
     url = f"http://127.0.0.1:{pc_port}/binpkgs/Packages"
     try:
         urlopen(url, if_modified_since=1700000000)
@@ -119,6 +187,7 @@ def main():
     cache.terminate()
     cache.wait(10)
     server.shutdown()
+    origin_server.shutdown()
     with open(os.path.join(work, "package-cache.log")) as log:
         print("package-cache log:\n" + log.read())
     shutil.rmtree(work, ignore_errors=True)

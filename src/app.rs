@@ -9,11 +9,14 @@ use log::{debug, error, info, warn};
 use crate::cache::fetch::FetchConfig;
 use crate::cache::policy::Policy;
 use crate::cache::proxy::ProxyRules;
-use crate::cache::store::Store;
+use crate::cache::store::{Key, Store};
 use crate::cache::tls::TrustStore;
 use crate::cache::upstream::{Upstream, UpstreamConfig};
 use crate::cache::{Cache, Error};
 use crate::config::{Config, DEFAULT_SOURCE};
+use crate::gentoo::distfiles;
+use crate::gentoo::known::GentooKnowledge;
+use crate::gentoo::repo::{RepoIndex, RepoOptions};
 use crate::http::access::Allow;
 use crate::http::{Router, RunningServer, Server, ServerConfig, socket};
 use crate::metrics::Metrics;
@@ -33,22 +36,68 @@ pub struct App {
     pub cache: Arc<Cache>,
     /// The request counters; install as the server's observer.
     pub metrics: Arc<Metrics>,
+    /// The index of the `--repo` repositories, if any.
+    pub repo: Option<Arc<RepoIndex>>,
 }
 
 /// Builds the handlers for `config`: opens the cache directory and the sources.
 /// Errors name the flag and value at fault.
 pub fn build(config: &Config) -> Result<App, String> {
     let cache = Arc::new(open_cache(config)?);
+    let repo = open_repos(config, &cache)?;
     let metrics = Arc::new(Metrics::default());
+    if let Some(index) = &repo {
+        metrics.attach_repo(index.clone());
+    }
+    let knowledge = GentooKnowledge::new(repo.clone(), config.cache.clone())
+        .with_digests(config.checksum_filter.clone());
+    let knowledge = Arc::new(knowledge);
     let routes = Router::new()
         .mount("/-", Ops::new(metrics.clone(), cache.clone()))
-        .mount("/", Mirror::new(cache.clone()));
+        .mount("/", Mirror::new(cache.clone()).with_knowledge(knowledge));
     let router = Router::new().mount("/", Allow::new(config.allow.clone(), routes));
     Ok(App {
         router,
         cache,
         metrics,
+        repo,
     })
+}
+
+/// Starts indexing the `--repo` repositories in the background (requests are served
+/// meanwhile), if any. Whenever the index learns or changes a distfile, the cache
+/// forgets that no source had it.
+pub fn open_repos(config: &Config, cache: &Arc<Cache>) -> Result<Option<Arc<RepoIndex>>, String> {
+    if config.repos.is_empty() {
+        return Ok(None);
+    }
+    for repo in &config.repos {
+        match std::fs::metadata(repo) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("--repo {}: not a directory", repo.display())),
+            Err(e) => {
+                let e = Error::io(repo, e);
+                return Err(format!("--repo {}: {}", repo.display(), io_reason(&e)));
+            }
+        }
+    }
+    let index = RepoIndex::start(&config.repos, RepoOptions::default())
+        .map_err(|e| format!("--repo: {e}"))?;
+    let weak = Arc::downgrade(cache);
+    index.on_update(move |update| {
+        let Some(cache) = weak.upgrade() else {
+            return;
+        };
+        if update.full {
+            cache.forget_all_missing();
+        }
+        for name in &update.names {
+            if let Ok(key) = Key::new(&distfiles::store_path(name)) {
+                cache.forget_missing(&key);
+            }
+        }
+    });
+    Ok(Some(Arc::new(index)))
 }
 
 /// Opens the cache `config` describes. Errors name the flag and value at fault.

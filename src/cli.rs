@@ -14,6 +14,8 @@ use argh::FromArgs;
 use crate::cache::cull::CullOptions;
 use crate::cache::policy::Glob;
 use crate::config::Config;
+use crate::gentoo::repo::cull::UnreferencedOptions;
+use crate::gentoo::repo::digest::Algo;
 use crate::http::access::Cidr;
 
 /// A caching proxy for package downloads: point GENTOO_MIRRORS (or a binhost, or a
@@ -113,6 +115,18 @@ struct Args {
     /// https_proxy, all_proxy and no_proxy from the environment, as curl reads them)
     #[argh(option, arg_name = "URL")]
     upstream_proxy: Option<String>,
+
+    /// a Gentoo ebuild repository (/var/db/repos/gentoo, then overlays): distfiles
+    /// are checked against its Manifests and fetched from its SRC_URI when no source
+    /// has them (repeatable; default none)
+    #[argh(option, arg_name = "PATH")]
+    repo: Vec<PathBuf>,
+
+    /// the digests of Manifest and binhost Packages entries to check, as portage's
+    /// PORTAGE_CHECKSUM_FILTER: BLAKE2B, SHA512, SHA1 separated by spaces or commas,
+    /// or * for every one an entry lists (default *)
+    #[argh(option, arg_name = "LIST", from_str_fn(checksums))]
+    checksum_filter: Option<Vec<Algo>>,
 }
 
 /// Removes files from a cache directory: those not used for --older-than DAYS, then the
@@ -133,9 +147,41 @@ struct CullArgs {
     #[argh(option, arg_name = "DAYS", from_str_fn(days))]
     older_than: Option<f64>,
 
+    /// remove distfiles that no Manifest of the --repo repositories references
+    #[argh(switch)]
+    unreferenced: bool,
+
+    /// a Gentoo ebuild repository for --unreferenced (repeatable)
+    #[argh(option, arg_name = "PATH")]
+    repo: Vec<PathBuf>,
+
+    /// with --unreferenced, keep files used within this many days (default 7)
+    #[argh(option, arg_name = "DAYS", from_str_fn(days))]
+    grace: Option<f64>,
+
     /// only print what would be removed
     #[argh(switch)]
     dry_run: bool,
+}
+
+fn checksums(s: &str) -> Result<Vec<Algo>, String> {
+    let mut out = Vec::new();
+    for word in s.split([',', ' ']).filter(|w| !w.is_empty()) {
+        let algo = match word.to_ascii_uppercase().as_str() {
+            "*" => return Ok(Vec::new()),
+            "BLAKE2B" => Algo::Blake2b,
+            "SHA512" => Algo::Sha512,
+            "SHA1" => Algo::Sha1,
+            _ => return Err(format!("{word} is not one of BLAKE2B, SHA512, SHA1, *")),
+        };
+        if !out.contains(&algo) {
+            out.push(algo);
+        }
+    }
+    if out.is_empty() {
+        return Err("no digest named".into());
+    }
+    Ok(out)
 }
 
 fn size(s: &str) -> Result<u64, String> {
@@ -180,7 +226,22 @@ pub enum Command {
         /// What to remove.
         options: CullOptions,
     },
+    /// Remove the distfiles no Manifest references (`package-cache cull --unreferenced
+    /// --repo PATH …`), then what `then` says, if anything.
+    CullUnreferenced {
+        /// The cache directory.
+        cache: PathBuf,
+        /// The repositories whose Manifests count.
+        repos: Vec<PathBuf>,
+        /// The grace period and whether it is a dry run.
+        options: UnreferencedOptions,
+        /// A size or age cull to run after it (`--max-size`, `--older-than`).
+        then: Option<CullOptions>,
+    },
 }
+
+/// The default `--grace` of `cull --unreferenced`, in days.
+pub const DEFAULT_GRACE_DAYS: f64 = 7.0;
 
 /// A command line that cannot be run: the message names the flag and the value.
 #[derive(Debug, PartialEq, Eq)]
@@ -271,6 +332,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         allow: parsed.allow,
         upstream_proxy: parsed.upstream_proxy,
         upstream_env: d.upstream_env,
+        repos: parsed.repo,
+        checksum_filter: parsed.checksum_filter.unwrap_or(d.checksum_filter),
     })))
 }
 
@@ -280,21 +343,85 @@ fn parse_cull(args: &[String]) -> Result<Command, UsageError> {
         Ok(a) => a,
         Err(text) => return Ok(Command::Print(text)),
     };
-    if parsed.max_size.is_none() && parsed.older_than.is_none() {
+    if parsed.max_size.is_none() && parsed.older_than.is_none() && !parsed.unreferenced {
         return Err(UsageError(
-            "cull: say what to remove with --max-size SIZE and/or --older-than DAYS".into(),
+            "cull: say what to remove with --max-size SIZE and/or --older-than DAYS, \
+             or --unreferenced --repo PATH"
+                .into(),
         ));
     }
-    Ok(Command::Cull {
-        cache: parsed.cache.unwrap_or(Config::default().cache),
-        options: CullOptions {
-            max_size: parsed.max_size,
-            older_than: parsed
-                .older_than
-                .map(|d| Duration::from_secs_f64(d * 86_400.0)),
+    if parsed.unreferenced && parsed.repo.is_empty() {
+        return Err(UsageError(
+            "cull: --unreferenced needs the repositories whose Manifests count: --repo PATH".into(),
+        ));
+    }
+    if !parsed.unreferenced && (!parsed.repo.is_empty() || parsed.grace.is_some()) {
+        return Err(UsageError(
+            "cull: --repo and --grace go with --unreferenced".into(),
+        ));
+    }
+    let cache = parsed.cache.unwrap_or(Config::default().cache);
+    let options = CullOptions {
+        max_size: parsed.max_size,
+        older_than: parsed
+            .older_than
+            .map(|d| Duration::from_secs_f64(d * 86_400.0)),
+        dry_run: parsed.dry_run,
+    };
+    if !parsed.unreferenced {
+        return Ok(Command::Cull { cache, options });
+    }
+    let grace = parsed.grace.unwrap_or(DEFAULT_GRACE_DAYS);
+    let then = (options.max_size.is_some() || options.older_than.is_some()).then_some(options);
+    Ok(Command::CullUnreferenced {
+        cache,
+        repos: parsed.repo,
+        options: UnreferencedOptions {
+            grace: Duration::from_secs_f64(grace * 86_400.0),
             dry_run: parsed.dry_run,
         },
+        then,
     })
+}
+
+/// Runs `package-cache cull --unreferenced …`: reads the repositories once, removes
+/// what no Manifest references, then runs the size or age cull if one was asked for.
+fn cull_unreferenced(
+    cache: &std::path::Path,
+    repos: &[PathBuf],
+    options: &UnreferencedOptions,
+    then: Option<&CullOptions>,
+) -> ExitCode {
+    use crate::gentoo::repo::{RepoIndex, RepoOptions};
+    for repo in repos {
+        if !repo.is_dir() {
+            eprintln!(
+                "package-cache: --repo {}: not a readable directory",
+                repo.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let index = match RepoIndex::load(repos, RepoOptions::default()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("package-cache: --repo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let culled = crate::gentoo::repo::cull::cull_unreferenced(cache, &index, options, &mut out);
+    if let Err(e) = culled {
+        eprintln!("package-cache: cull --unreferenced: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Some(then) = then
+        && let Err(e) = crate::cache::cull::cull(cache, then, &mut out)
+    {
+        eprintln!("package-cache: --cache {}: {e}", cache.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// Adds the `cull` command to the server's help text.
@@ -365,6 +492,12 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::Serve(config)) => crate::app::run(*config),
+        Ok(Command::CullUnreferenced {
+            cache,
+            repos,
+            options,
+            then,
+        }) => cull_unreferenced(&cache, &repos, &options, then.as_ref()),
         Ok(Command::Cull { cache, options }) => {
             let mut out = std::io::stdout().lock();
             match crate::cache::cull::cull(&cache, &options, &mut out) {
@@ -529,6 +662,45 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn repositories_and_checksum_filters() {
+        let c = config("--repo /a --repo=/b --checksum-filter BLAKE2B,sha512");
+        assert_eq!(c.repos, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(c.checksum_filter, [Algo::Blake2b, Algo::Sha512]);
+        assert!(config("--checksum-filter *").checksum_filter.is_empty());
+        let err = parse(&args("--checksum-filter MD5")).unwrap_err().0;
+        assert!(err.contains("MD5 is not one of"), "{err}");
+    }
+
+    #[test]
+    fn cull_unreferenced_needs_repositories() {
+        let Ok(Command::CullUnreferenced {
+            repos,
+            options,
+            then,
+            ..
+        }) = parse(&args("cull --unreferenced --repo /r --cache /c"))
+        else {
+            panic!("not an unreferenced cull")
+        };
+        assert_eq!(repos, [PathBuf::from("/r")]);
+        assert_eq!(options.grace, Duration::from_secs(7 * 86_400));
+        assert!(then.is_none() && !options.dry_run);
+        let Ok(Command::CullUnreferenced { then, options, .. }) = parse(&args(
+            "cull --unreferenced --repo /r --grace 0.5 --max-size 1G --dry-run",
+        )) else {
+            panic!()
+        };
+        assert_eq!(options.grace, Duration::from_secs(43_200));
+        assert_eq!(
+            then.map(|t| (t.max_size, t.dry_run)),
+            Some((Some(1 << 30), true))
+        );
+        let err = |s: &str| parse(&args(s)).unwrap_err().0;
+        assert!(err("cull --unreferenced").contains("--repo PATH"));
+        assert!(err("cull --repo /r --max-size 1G").contains("go with --unreferenced"));
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub struct Config {
     /// environment; tests and embedding programs set it here instead, since the process
     /// environment is shared by every thread.
     pub upstream_env: Option<Vec<(String, String)>>,
+    /// Gentoo ebuild repositories (the Gentoo repository first, then overlays): their
+    /// Manifests are checked on every distfile they list, and their `SRC_URI` asked
+    /// when no source has one.
+    pub repos: Vec<PathBuf>,
+    /// Which digests of a Manifest or binhost `Packages` entry are checked; empty:
+    /// every one the entry lists (each entry keeps at least one).
+    pub checksum_filter: Vec<crate::gentoo::repo::digest::Algo>,
 }
 
 impl Default for Config {
@@ -89,6 +96,8 @@ impl Default for Config {
             allow: Vec::new(),
             upstream_proxy: None,
             upstream_env: None,
+            repos: Vec::new(),
+            checksum_filter: Vec::new(),
         }
     }
 }

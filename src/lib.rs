@@ -12,9 +12,13 @@
 //! - [`proto`]: the vocabulary the framework and the cache share (HTTP dates, request
 //!   paths, CIDR ranges, reason phrases, `Via` entries).
 //! - [`cache`]: the cache behind one door, [`cache::Cache::get`]: store, LRU index,
-//!   sources (each serving every path, or those below a `--source /PREFIX=URL`),
-//!   coalesced downloads, freshness by repository generation; never imports [`http`].
-//! - [`gentoo`]: GLEP 75 layouts and the distfile mapping.
+//!   sources (each serving every path, or those below a `--source /PREFIX=URL`; and
+//!   ad-hoc origins for a file's own URLs), coalesced downloads, freshness by
+//!   repository generation, checks against what a file must be ([`cache::verify`]);
+//!   never imports [`http`].
+//! - [`gentoo`]: GLEP 75 layouts and the distfile mapping; the ebuild repository's
+//!   index ([`gentoo::repo`], `--repo`) and what it tells the cache about a file
+//!   ([`gentoo::known`]: Manifest size and digests, `SRC_URI`; binhost `Packages`).
 //! - [`repos`]: which files of each repository format (Debian, Arch, RPM, Alpine,
 //!   FreeBSD, Gentoo) change in place, and the anchor of each generation: the one
 //!   table the cache's freshness rules ([`cache::generations`]) follow.
@@ -39,16 +43,24 @@
 //!    sources serve it. [`mirror::target`] maps it to the entry
 //!    `distfiles/0a/MooseX-OneArgNew-0.007.tar.gz`
 //!    (plus the flat path as an alternate); [`mirror::want`] reads the range and
-//!    conditions; the handler asks [`cache::Cache::get`] once.
+//!    conditions; with `--repo`, the [`mirror::Knowledge`] ([`gentoo::known`]) looks
+//!    the name up in the repository index: the Manifest's size and digests, and the
+//!    `SRC_URI` URLs ([`cache::verify::Known`]). The handler asks
+//!    [`cache::Cache::get`] once.
 //! 3. The cache finds no file ([`cache::store::Store::lookup`]) and calls
 //!    `Fetcher::obtain`: `Flights::join` creates the entry's flight and a download
 //!    thread, which takes the entry's fs2 lock ([`cache::store::Store::claim`]), asks
 //!    the sources in order ([`cache::upstream::Upstream::fetch`], each in its own GLEP
-//!    75 layout via [`gentoo::distfiles::SourceLayouts`]; every request carries `Via`,
-//!    the client's entries then ours), creates the part file and runs
-//!    [`cache::tee::copy`]: upstream → part file, waking readers on every block, with
-//!    a syncer beside it ([`cache::durable`]) that `fdatasync`s the part file every
-//!    16 MiB or 250 ms and writes the durable length into the lock file.
+//!    75 layout via [`gentoo::distfiles::SourceLayouts`]; a source announcing another
+//!    size than the Manifest's is skipped, and when none has the file its `SRC_URI`
+//!    URLs are asked; every request carries `Via`, the client's entries then ours),
+//!    creates the part file and runs [`cache::tee::copy`]: upstream → part file,
+//!    waking readers on every block, with a syncer beside it ([`cache::durable`]) that
+//!    `fdatasync`s the part file every 16 MiB or 250 ms and writes the durable length
+//!    into the lock file. The body is digested on the way
+//!    ([`cache::verify::Checked`]) and its last byte reaches the part file only once
+//!    the digests matched, so no reader, here or in another process, sees the whole
+//!    file before that; a mismatch breaks the download and nothing is stored.
 //! 4. `obtain` returns as soon as the client's first byte is on disk (retrying a
 //!    download that broke before it); the cache answers
 //!    [`cache::Answer::Found`] with [`cache::CacheStatus::Miss`] and a
@@ -70,7 +82,9 @@
 //! # A hot request, traced
 //!
 //! The same request later: steps 1–2 as above; [`cache::Cache::get`] opens the file
-//! ([`cache::store::Store::lookup`]), [`cache::policy::Policy::freshness`] says a
+//! ([`cache::store::Store::lookup`]; with a Manifest entry, its size is compared and
+//! its digests were checked once, [`cache::verify::StoredChecks`]),
+//! [`cache::policy::Policy::freshness`] says a
 //! distfile is always fresh, [`cache::index::Index::used`] records the use (and keeps
 //! the file from eviction while it is sent), and the answer is the open file
 //! ([`cache::Slice::File`]) with [`cache::CacheStatus::Hit`]. The worker sends it with

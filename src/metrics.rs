@@ -9,8 +9,9 @@ use std::time::{Instant, SystemTime};
 
 use crate::cache::flight::FlightInfo;
 use crate::cache::index::IndexStats;
-use crate::cache::upstream::SourceHealth;
+use crate::cache::upstream::{Source, SourceHealth};
 use crate::cache::{Cache, CacheStatus};
+use crate::gentoo::repo::{IndexStats as RepoStats, RepoIndex};
 use crate::http::{Finished, Observer, ServerStats};
 
 /// How a request was answered: the cache's [`CacheStatus`] (from the response's
@@ -74,6 +75,7 @@ pub struct Metrics {
     requests: [AtomicU64; 7],
     bytes: [AtomicU64; 7],
     server: OnceLock<Arc<ServerStats>>,
+    repo: OnceLock<Arc<RepoIndex>>,
 }
 
 impl Default for Metrics {
@@ -84,6 +86,7 @@ impl Default for Metrics {
             requests: Default::default(),
             bytes: Default::default(),
             server: OnceLock::new(),
+            repo: OnceLock::new(),
         }
     }
 }
@@ -109,6 +112,11 @@ impl Metrics {
     /// Lets the metrics show the server's requests in progress.
     pub fn attach_server(&self, stats: Arc<ServerStats>) {
         let _ = self.server.set(stats);
+    }
+
+    /// Lets the metrics show the state of the `--repo` index.
+    pub fn attach_repo(&self, index: Arc<RepoIndex>) {
+        let _ = self.repo.set(index);
     }
 
     /// When the counters started.
@@ -147,6 +155,40 @@ pub struct SourceStats {
     pub failures: u64,
     /// Body bytes received from it.
     pub bytes: u64,
+    /// Downloads from it whose digests matched what the file must be.
+    pub verified: u64,
+    /// Copies from it that did not (a wrong length announced, or wrong content).
+    pub mismatches: u64,
+}
+
+impl SourceStats {
+    /// The counters of `s` now.
+    pub fn of(s: &Source) -> SourceStats {
+        SourceStats {
+            health: s.health(),
+            requests: s.requests.load(Ordering::Relaxed),
+            failures: s.failures.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            verified: s.verified.load(Ordering::Relaxed),
+            mismatches: s.mismatches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Checks against what files must be (Manifests, binhost indexes) and the files'
+/// own URLs (`SRC_URI`).
+#[derive(Clone, Debug, Default)]
+pub struct Verification {
+    /// The `--repo` index, when there is one.
+    pub repo: Option<RepoStats>,
+    /// The hosts of `SRC_URI` URLs asked (ad-hoc origins), with their counters.
+    pub origins: Vec<SourceStats>,
+    /// Downloads an origin provided because no source had the file.
+    pub src_uri_fetches: u64,
+    /// Stored files read in full to check them.
+    pub stored_reads: u64,
+    /// Stored files that failed their check (not served, fetched again).
+    pub stored_failures: u64,
 }
 
 /// Everything the metrics endpoint and status page show, taken at one moment.
@@ -170,6 +212,8 @@ pub struct Snapshot {
     pub stored: u64,
     /// Downloads that failed since start.
     pub failed: u64,
+    /// Checks against Manifests and binhost indexes, and `SRC_URI` fetches.
+    pub verification: Verification,
 }
 
 impl Snapshot {
@@ -183,12 +227,7 @@ impl Snapshot {
             .upstream()
             .sources()
             .iter()
-            .map(|s| SourceStats {
-                health: s.health(),
-                requests: s.requests.load(Ordering::Relaxed),
-                failures: s.failures.load(Ordering::Relaxed),
-                bytes: s.bytes.load(Ordering::Relaxed),
-            })
+            .map(|s| SourceStats::of(s))
             .collect();
         let mut downloads = cache.downloads();
         downloads.sort_by_key(|d| std::cmp::Reverse(d.elapsed));
@@ -203,6 +242,7 @@ impl Snapshot {
             downloads,
             stored: stats.stored.load(Ordering::Relaxed),
             failed: stats.failed.load(Ordering::Relaxed),
+            verification: Verification::take(metrics, cache),
         }
     }
 
@@ -252,6 +292,7 @@ impl Snapshot {
         self.prometheus_requests(&mut m);
         self.prometheus_sources(&mut m);
         self.prometheus_store(&mut m);
+        self.prometheus_verification(&mut m);
         m.single(
             "uptime_seconds",
             "gauge",
@@ -411,6 +452,122 @@ fn source_labels(s: &SourceStats) -> Vec<(&'static str, &str)> {
         labels.push(("prefix", p));
     }
     labels
+}
+
+impl Verification {
+    fn take(metrics: &Metrics, cache: &Cache) -> Verification {
+        let upstream = cache.upstream();
+        let mut origins: Vec<SourceStats> = upstream
+            .origins()
+            .iter()
+            .map(|s| SourceStats::of(s))
+            .collect();
+        origins.sort_by_key(|o| std::cmp::Reverse(o.requests));
+        let checks = cache.checks();
+        Verification {
+            repo: metrics.repo.get().map(|r| r.stats()),
+            origins,
+            src_uri_fetches: upstream.fallback_fetches(),
+            stored_reads: checks.read.load(Ordering::Relaxed),
+            stored_failures: checks.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Verified downloads and mismatches per source and origin, `SRC_URI` fetches,
+    /// checks of stored files, and the repository index.
+    fn prometheus_verification(&self, m: &mut Prom) {
+        let v = &self.verification;
+        let per: [(&'static str, &str, SourceValue); 2] = [
+            (
+                "verified_total",
+                "Downloads whose size and digests matched what the file must be (Manifest, binhost Packages).",
+                |s| Some(s.verified as f64),
+            ),
+            (
+                "mismatches_total",
+                "Copies that did not: a wrong Content-Length (skipped) or wrong content (not stored).",
+                |s| Some(s.mismatches as f64),
+            ),
+        ];
+        for (name, help, value) in per {
+            m.family(name, "counter", help);
+            for s in &self.sources {
+                if let Some(x) = value(s) {
+                    m.sample(&source_labels(s), x);
+                }
+            }
+            for s in &v.origins {
+                if let Some(x) = value(s) {
+                    m.sample(&[("origin", &s.health.url)], x);
+                }
+            }
+        }
+        let origins: [(&'static str, &str, SourceValue); 3] = [
+            (
+                "origin_requests_total",
+                "Requests sent to each SRC_URI host (when no source had a file).",
+                |s| Some(s.requests as f64),
+            ),
+            (
+                "origin_failures_total",
+                "Requests to each SRC_URI host that failed (errors, timeouts, 5xx; not 404).",
+                |s| Some(s.failures as f64),
+            ),
+            (
+                "origin_bytes_total",
+                "Body bytes received from each SRC_URI host.",
+                |s| Some(s.bytes as f64),
+            ),
+        ];
+        for (name, help, value) in origins {
+            m.family(name, "counter", help);
+            for s in &v.origins {
+                if let Some(x) = value(s) {
+                    m.sample(&[("origin", &s.health.url)], x);
+                }
+            }
+        }
+        m.single(
+            "src_uri_fetches_total",
+            "counter",
+            "Downloads from a distfile's SRC_URI because no source had it.",
+            v.src_uri_fetches as f64,
+        );
+        m.single(
+            "stored_checks_read_total",
+            "counter",
+            "Stored files read in full to check them against their Manifest or binhost entry.",
+            v.stored_reads as f64,
+        );
+        m.single(
+            "stored_checks_failed_total",
+            "counter",
+            "Stored files that failed that check (not served; fetched again).",
+            v.stored_failures as f64,
+        );
+        if let Some(r) = &v.repo {
+            m.single(
+                "repo_index_ready",
+                "gauge",
+                "1 once the --repo repositories have been read.",
+                f64::from(r.ready),
+            );
+            m.single(
+                "repo_index_generation",
+                "gauge",
+                "Changes to the --repo repositories picked up since start.",
+                r.generation as f64,
+            );
+            m.single(
+                "repo_index_distfiles",
+                "gauge",
+                "Distfiles the --repo repositories know.",
+                r.names as f64,
+            );
+        }
+    }
 }
 
 /// A per-source value, or `None` to leave the sample out.

@@ -101,6 +101,7 @@ pub fn json(s: &Snapshot) -> String {
         s.stored, s.failed
     );
     json_sources(&mut o, s);
+    json_verification(&mut o, s);
     json_downloads(&mut o, s);
     let _ = write!(
         o,
@@ -113,8 +114,37 @@ pub fn json(s: &Snapshot) -> String {
 /// `,"sources":[…]`: each source's counters and health, and the path prefix it
 /// serves (`null` for a plain source).
 fn json_sources(o: &mut String, s: &Snapshot) {
-    o.push_str(",\"sources\":[");
-    for (i, src) in s.sources.iter().enumerate() {
+    o.push_str(",\"sources\":");
+    json_source_list(o, &s.sources);
+}
+
+/// `,"origins":[…],"src_uri_fetches":N,"stored_checks":{…},"repo":{…}|null`: the
+/// `SRC_URI` hosts asked, checks of stored files, and the `--repo` index.
+fn json_verification(o: &mut String, s: &Snapshot) {
+    let v = &s.verification;
+    o.push_str(",\"origins\":");
+    json_source_list(o, &v.origins);
+    let _ = write!(
+        o,
+        ",\"src_uri_fetches\":{},\"stored_checks\":{{\"read\":{},\"failed\":{}}}",
+        v.src_uri_fetches, v.stored_reads, v.stored_failures
+    );
+    match &v.repo {
+        Some(r) => {
+            let _ = write!(
+                o,
+                ",\"repo\":{{\"ready\":{},\"generation\":{},\"distfiles\":{},\"in_manifests\":{}}}",
+                r.ready, r.generation, r.names, r.manifest_names
+            );
+        }
+        None => o.push_str(",\"repo\":null"),
+    }
+}
+
+/// `[…]`: sources' (or origins') counters and health.
+fn json_source_list(o: &mut String, list: &[crate::metrics::SourceStats]) {
+    o.push('[');
+    for (i, src) in list.iter().enumerate() {
         let sep = if i > 0 { "," } else { "" };
         let (h, requests, failures, bytes) = (&src.health, src.requests, src.failures, src.bytes);
         let (error, error_at) = match &h.last_error {
@@ -123,9 +153,11 @@ fn json_sources(o: &mut String, s: &Snapshot) {
         };
         let _ = write!(
             o,
-            "{sep}{{\"url\":{},\"up\":{},\"requests\":{requests},\"failures\":{failures},\"bytes\":{bytes},\"latency_ms\":{},\"last_error\":{error},\"last_error_at\":{error_at},\"prefix\":{}}}",
+            "{sep}{{\"url\":{},\"up\":{},\"requests\":{requests},\"failures\":{failures},\"bytes\":{bytes},\"verified\":{},\"mismatches\":{},\"latency_ms\":{},\"last_error\":{error},\"last_error_at\":{error_at},\"prefix\":{}}}",
             quote(&h.url),
             !h.down,
+            src.verified,
+            src.mismatches,
             h.last_latency.map_or("null".to_owned(), |l| format!(
                 "{:.1}",
                 l.as_secs_f64() * 1000.0

@@ -12,6 +12,7 @@ use super::flight::Ticket;
 use super::index::Busy;
 use super::tee::GrowingReader;
 use super::upstream::Upstream;
+use super::verify::Expect;
 
 /// The body of a found file (see the module docs).
 pub struct Content(Inner);
@@ -23,6 +24,7 @@ enum Inner {
     Download {
         ticket: Ticket,
         upstream: Arc<Upstream>,
+        expect: Option<Expect>,
     },
     /// A source's body, not stored.
     Direct(Box<dyn Read + Send>),
@@ -71,8 +73,16 @@ impl Content {
         Content(Inner::Stored { file, busy })
     }
 
-    pub(crate) fn download(ticket: Ticket, upstream: Arc<Upstream>) -> Content {
-        Content(Inner::Download { ticket, upstream })
+    pub(crate) fn download(
+        ticket: Ticket,
+        upstream: Arc<Upstream>,
+        expect: Option<Expect>,
+    ) -> Content {
+        Content(Inner::Download {
+            ticket,
+            upstream,
+            expect,
+        })
     }
 
     /// Bytes from any reader, as a source's body passed through is (also for tests
@@ -97,6 +107,20 @@ impl Content {
         Content(Inner::Headers)
     }
 
+    /// The URL the bytes are being downloaded from, when they come from a download
+    /// this process runs (for a `X-Cache-Source` header): a source's, or the file's
+    /// origin when no source had it.
+    pub fn source_url(&self) -> Option<String> {
+        let Inner::Download {
+            ticket, upstream, ..
+        } = &self.0
+        else {
+            return None;
+        };
+        let origin = ticket.flight().origin().filter(|o| o.led)?;
+        upstream.url_of(origin.source, &origin.path)
+    }
+
     /// The bytes `start..start + len` (to the end when `len` is `None`), in bytes from
     /// the start of the file.
     pub fn slice(self, start: u64, len: Option<u64>) -> Slice {
@@ -113,10 +137,15 @@ impl Content {
                     keep: busy,
                 }
             }
-            Inner::Download { ticket, upstream } => {
+            Inner::Download {
+                ticket,
+                upstream,
+                expect,
+            } => {
                 let end = len.map(|n| start + n);
+                let reader = GrowingReader::new(ticket, start, end, upstream).checked(expect);
                 Slice::Stream {
-                    reader: Box::new(GrowingReader::new(ticket, start, end, upstream)),
+                    reader: Box::new(reader),
                     len,
                 }
             }

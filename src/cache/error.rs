@@ -29,6 +29,16 @@ pub enum Failure {
     /// Not asked: the source is cooling down after failing to answer (the failure
     /// given), and another source already answered.
     CoolingDown(String),
+    /// It announced another length than the file must have (a Manifest's size, say):
+    /// skipped before any byte.
+    WrongSize {
+        /// The length it announced.
+        announced: u64,
+        /// The length the file must have.
+        expected: u64,
+    },
+    /// Not asked: it sent a copy of this file that failed its check recently.
+    BadCopy,
 }
 
 impl Failure {
@@ -86,6 +96,13 @@ impl fmt::Display for Failure {
             Failure::Tls(e) => write!(f, "tls: {e}"),
             Failure::Older => f.write_str("has an older copy than ours"),
             Failure::CoolingDown(why) => write!(f, "not asked, cooling down after: {why}"),
+            Failure::WrongSize {
+                announced,
+                expected,
+            } => write!(f, "announced {announced} bytes, expected {expected}"),
+            Failure::BadCopy => {
+                f.write_str("not asked: it sent a wrong copy of this file recently")
+            }
             Failure::Protocol(e) => write!(f, "protocol: {e}"),
         }
     }

@@ -14,6 +14,10 @@
 //!   clients that have not started receiving are told to try again (one of them
 //!   becomes the leader).
 //!
+//! A download whose plan says what the file must be ([`Plan::expect`]) is checked
+//! while it streams, its last byte held back until the digests matched (see
+//! [`super::verify`]); a wrong copy breaks the download and is never stored.
+//!
 //! A download continues when its first client hangs up: it ends early only if nobody
 //! has been attached for the grace period (10 s by default, enough for `wget -c` to come
 //! back) and less than half of it has arrived.
@@ -34,6 +38,7 @@ use super::policy::Policy;
 use super::store::{Claim, Key, Leader, Lease, Meta, Store, Watch};
 use super::tee::{self, AbandonRule, CopyEnd};
 use super::upstream::{Ask, Fetched, Reply, Upstream};
+use super::verify::{self, Expect, StoredChecks};
 use super::{Error, Failure};
 use crate::proto::date;
 
@@ -72,6 +77,9 @@ pub struct Plan {
     pub ask: Ask,
     /// The path as the client asked for it, for messages.
     pub label: String,
+    /// What the file must be: checked while it streams, and a copy found on disk is
+    /// checked before it is served.
+    pub expect: Option<Expect>,
 }
 
 /// Counters about downloads, for the metrics.
@@ -149,6 +157,7 @@ pub struct Fetcher {
     flights: Flights,
     config: FetchConfig,
     stats: FetchStats,
+    checks: StoredChecks,
 }
 
 impl Fetcher {
@@ -168,7 +177,31 @@ impl Fetcher {
             flights: Flights::default(),
             config,
             stats: FetchStats::default(),
+            checks: StoredChecks::default(),
         })
+    }
+
+    /// The checks of stored files against what they must be.
+    pub fn checks(&self) -> &StoredChecks {
+        &self.checks
+    }
+
+    /// Whether the stored `entry` may be served: it passes `expect`'s check, when
+    /// there is one. Logs why not.
+    pub(crate) fn acceptable(&self, entry: &super::store::Entry, expect: Option<&Expect>) -> bool {
+        let Some(expect) = expect else {
+            return true;
+        };
+        match self.checks.check(entry, expect) {
+            Ok(()) => true,
+            Err(why) => {
+                warn!(
+                    "not serving {}: {why}; fetching it again",
+                    entry.path.display()
+                );
+                false
+            }
+        }
     }
 
     /// The store.
@@ -291,7 +324,10 @@ impl Fetcher {
         let Some(mut fetched) = self.ask_sources(flight, plan) else {
             return;
         };
-        let Some(part) = self.open_part(flight, &lease, &mut fetched, plan) else {
+        if let Some(expect) = &plan.expect {
+            verify::guard(&mut fetched, expect);
+        }
+        let Some(part) = self.open_part(flight, &lease, &mut fetched) else {
             return;
         };
         let started = Instant::now();
@@ -312,8 +348,13 @@ impl Fetcher {
                 };
                 // Clients have every byte now; the fsync and rename happen after.
                 flight.finish(Phase::Complete(meta.clone()));
-                self.upstream
-                    .body_completed(fetched.source, source_path(plan, &fetched));
+                self.upstream.body_completed(fetched.source, &fetched.path);
+                if let Some(expect) = &plan.expect {
+                    self.upstream.body_verified(fetched.source);
+                    let target = lease.target().to_path_buf();
+                    self.checks
+                        .verified(&part, target, expect, n, meta.modified);
+                }
                 self.commit(lease, &part, &fetched, &meta, plan, started);
             }
             end => {
@@ -330,7 +371,7 @@ impl Fetcher {
             return false;
         }
         match self.store.lookup(&plan.key) {
-            Ok(Some(entry)) => {
+            Ok(Some(entry)) if self.acceptable(&entry, plan.expect.as_ref()) => {
                 flight.complete_with(entry.file, Meta::of_stored(entry.len, entry.modified));
                 true
             }
@@ -377,7 +418,6 @@ impl Fetcher {
         flight: &Flight,
         lease: &Lease,
         fetched: &mut Fetched,
-        plan: &Plan,
     ) -> Option<Arc<File>> {
         let part = match lease
             .create_part()
@@ -392,7 +432,7 @@ impl Fetcher {
         };
         let origin = Origin {
             source: fetched.source,
-            path: plan.ask.paths[fetched.source].clone().unwrap_or_default(),
+            path: fetched.path.clone(),
             led: true,
         };
         flight.begin(fetched.meta.clone(), part.clone(), Some(origin));
@@ -409,7 +449,10 @@ impl Fetcher {
         plan: &Plan,
         started: Instant,
     ) {
-        if fetched.close_delimited {
+        // A copy that matched its digests is complete and the right file, however it
+        // was framed and wherever it was redirected.
+        let verified = plan.expect.is_some();
+        if fetched.close_delimited && !verified {
             // Its end cannot be verified: a cut connection looks the same. It was
             // passed on as received, but is not kept.
             debug!(
@@ -419,7 +462,7 @@ impl Fetcher {
             );
             return;
         }
-        if let Some(to) = &fetched.redirected {
+        if let Some(to) = fetched.redirected.as_ref().filter(|_| !verified) {
             // Another path's content (a directory listing behind a redirect to
             // `name/`, another file): passed on, never stored under this name.
             info!(
@@ -457,13 +500,26 @@ impl Fetcher {
                     fetched.meta.len.unwrap_or(0)
                 ));
                 self.upstream
-                    .body_broke(fetched.source, source_path(plan, fetched), &failure);
+                    .body_broke(fetched.source, &fetched.path, &failure);
                 (format!("{} {failure}", fetched.url), None)
+            }
+            CopyEnd::Upstream(n, e) if verify::mismatch_of(&e).is_some() => {
+                let why = verify::mismatch_of(&e).map(ToString::to_string);
+                let why = why.unwrap_or_default();
+                let id = plan.expect.as_ref().map_or(0, |x| x.id);
+                self.upstream
+                    .body_mismatch(fetched.source, &fetched.path, id, &why);
+                warn!(
+                    "{}: {why} (after {n} bytes); not storing {}, and not asking that URL for it for an hour",
+                    fetched.url,
+                    plan.key.as_str()
+                );
+                (format!("{} {why}", fetched.url), None)
             }
             CopyEnd::Upstream(n, e) => {
                 let failure = Failure::from_ureq(ureq::Error::from(e));
                 self.upstream
-                    .body_broke(fetched.source, source_path(plan, fetched), &failure);
+                    .body_broke(fetched.source, &fetched.path, &failure);
                 (
                     format!("{} failed after {n} bytes: {failure}", fetched.url),
                     None,
@@ -610,21 +666,12 @@ impl Fetcher {
     /// there now, or clients should try again.
     fn after_remote_leader(&self, flight: &Flight, plan: &Plan) {
         match self.store.lookup(&plan.key) {
-            Ok(Some(entry)) => {
+            Ok(Some(entry)) if self.acceptable(&entry, plan.expect.as_ref()) => {
                 flight.complete_with(entry.file, Meta::of_stored(entry.len, entry.modified));
             }
             _ => flight.finish(Phase::LeaderGone),
         }
     }
-}
-
-/// The path `fetched` was asked for at its source.
-fn source_path<'p>(plan: &'p Plan, fetched: &Fetched) -> &'p str {
-    plan.ask
-        .paths
-        .get(fetched.source)
-        .and_then(Option::as_deref)
-        .unwrap_or("")
 }
 
 /// Waits for byte `first` of `flight` to be on disk. For a client with a range

@@ -169,6 +169,11 @@ impl Flight {
         self.lock().origin.clone()
     }
 
+    /// The file the bytes are written to, once there is one.
+    pub fn file(&self) -> Option<Arc<File>> {
+        self.lock().file.clone()
+    }
+
     /// Blocks until more than `pos` bytes are on disk or the flight is final; returns
     /// the bytes on disk, the phase, and the file to read them from.
     pub(crate) fn wait_beyond(&self, pos: u64) -> (u64, Phase, Option<Arc<File>>) {

@@ -16,6 +16,11 @@
 //! download that is still waiting for a source's headers when that source may be
 //! another package-cache: it is answered by a request of its own, passed through and
 //! not stored (see `Cache::waits_on_a_cache`).
+//!
+//! When the application knows what a file must be ([`Query::known`]), a copy on disk
+//! that is not is passed over as if missing, every download is checked as it streams,
+//! and the file's own URLs are asked when no source has a correct copy (see
+//! [`super::verify`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -30,6 +35,7 @@ use super::index::Index;
 use super::policy::{Freshness, Policy};
 use super::store::{Entry, Key, Meta, Store};
 use super::upstream::{Ask, Reply, Upstream};
+use super::verify::{Expect, Known};
 use super::{CacheStatus, Error};
 
 /// What a client wants of a file.
@@ -70,6 +76,21 @@ pub struct Query<'a> {
     /// other caches: passed on to the sources before our own entry. A download shared
     /// by several clients carries those of the client that started it.
     pub via: Option<&'a str>,
+    /// What the application knows of the file: what it must be, and where else to
+    /// get it when no source has it.
+    pub known: Option<&'a Known>,
+}
+
+impl Query<'_> {
+    /// What the file must be, if the application knows.
+    pub fn expect(&self) -> Option<&Expect> {
+        self.known.and_then(|k| k.expect.as_ref())
+    }
+
+    /// The file's own URLs, asked when no source has it.
+    fn fallback(&self) -> Vec<String> {
+        self.known.map_or_else(Vec::new, |k| k.fallback.clone())
+    }
 }
 
 /// The cache's answer.
@@ -144,11 +165,14 @@ impl Cache {
         }
     }
 
-    /// The complete file for `query`: its entry, or one of its alternates.
+    /// The complete file for `query`: its entry, or one of its alternates (a copy
+    /// that is not what the file must be is passed over).
     fn lookup(&self, query: &Query<'_>) -> Result<Option<Entry>, Error> {
         let store = self.fetcher.store();
         for key in std::iter::once(&query.key).chain(query.alternates) {
-            if let Some(e) = store.lookup(key)? {
+            if let Some(e) = store.lookup(key)?
+                && self.fetcher.acceptable(&e, query.expect())
+            {
                 return Ok(Some(e));
             }
         }
@@ -262,7 +286,7 @@ impl Cache {
         match (obtained, held) {
             (Obtained::Streaming(ticket, meta, joined), _) => {
                 self.fetched(key, &ticket, &meta, round);
-                self.streaming(ticket, meta, joined)
+                self.streaming(query, ticket, meta, joined)
             }
             (Obtained::Far(ticket, meta, joined), _) => {
                 self.fetched(key, &ticket, &meta, round);
@@ -324,7 +348,7 @@ impl Cache {
     }
 
     /// Serves from a download in progress (or just finished).
-    fn streaming(&self, ticket: Ticket, meta: Meta, joined: Joined) -> Answer {
+    fn streaming(&self, query: &Query<'_>, ticket: Ticket, meta: Meta, joined: Joined) -> Answer {
         let status = match joined {
             _ if ticket.flight().from_disk() => CacheStatus::Hit,
             Joined::AfterEnd => CacheStatus::Hit,
@@ -335,17 +359,23 @@ impl Cache {
         Answer::Found(Found {
             status,
             meta,
-            content: Content::download(ticket, upstream),
+            content: Content::download(ticket, upstream, query.expect().cloned()),
         })
     }
 
     /// The client's first byte is far ahead of the shared download (a resumed
     /// download of a cold file): ask the download's source for the rest with a range
     /// request of its own, while the shared download goes on (the ticket stays
-    /// attached, so it is not abandoned). If that fails, follow the download.
+    /// attached, so it is not abandoned). If that fails, follow the download. A file
+    /// that must be checked always follows the download: a range on its own could not
+    /// be checked.
     fn ranged(&self, query: &Query<'_>, ticket: Ticket, meta: Meta, joined: Joined) -> Answer {
         let first = query.want.first_byte;
-        if let Some(origin) = ticket.flight().origin() {
+        if let Some(origin) = ticket
+            .flight()
+            .origin()
+            .filter(|_| query.expect().is_none())
+        {
             let ask = Ask {
                 from: Some(first),
                 via: query.via.map(str::to_owned),
@@ -382,7 +412,7 @@ impl Cache {
             "{}: waiting for byte {first} of the download ({written} so far)",
             query.label
         );
-        self.streaming(ticket, meta, joined)
+        self.streaming(query, ticket, meta, joined)
     }
 
     /// `HEAD` of a file nobody is downloading: ask the sources, store nothing. A
@@ -416,12 +446,23 @@ impl Cache {
             query: query.query.map(str::to_owned),
             via: query.via.map(str::to_owned),
             not_older_than,
+            expect_len: query.expect().map(|e| e.size),
+            expect_id: query.expect().map(|e| e.id),
+            // A query string is for the sources only.
+            fallback: match query.query {
+                Some(_) => Vec::new(),
+                None => query.fallback(),
+            },
             ..Ask::default()
         };
         match self.fetcher.upstream().fetch(query.label, &ask) {
-            Ok(Reply::Fresh(f)) => {
+            Ok(Reply::Fresh(mut f)) => {
                 if let (None, Some(modified)) = (query.query, f.meta.modified) {
                     self.policy.served(&query.key, modified);
+                }
+                if let Some(expect) = query.expect().filter(|_| !head) {
+                    // Not stored, but checked (and its last byte held) as a download is.
+                    super::verify::guard(&mut f, expect);
                 }
                 Answer::Found(Found {
                     status: CacheStatus::Miss,
@@ -461,15 +502,29 @@ impl Cache {
                 etags,
                 not_older_than: held.max(self.policy.newest(key)),
                 via: query.via.map(str::to_owned),
+                expect_len: query.expect().map(|e| e.size),
+                expect_id: query.expect().map(|e| e.id),
+                fallback: query.fallback(),
                 ..Ask::default()
             },
             label: query.label.to_owned(),
+            expect: query.expect().cloned(),
         }
     }
 
     /// Forgets that no source had `key` (the caller learned where to find it).
     pub fn forget_missing(&self, key: &Key) {
         self.policy.forget_missing(key);
+    }
+
+    /// Forgets every file no source had (the caller learned more about all of them).
+    pub fn forget_all_missing(&self) {
+        self.policy.forget_all_missing();
+    }
+
+    /// The checks of stored files against what they must be.
+    pub fn checks(&self) -> &super::verify::StoredChecks {
+        self.fetcher.checks()
     }
 
     /// The store.
@@ -561,6 +616,7 @@ mod tests {
             query: None,
             label: path,
             via: None,
+            known: None,
         })
     }
 

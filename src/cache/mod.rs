@@ -23,6 +23,8 @@
 //!   certificates that the trust store holds.
 //! - [`store`]: where entries live on disk, temporary files, fs2 locks, atomic commits.
 //! - [`index`]: the live LRU index and the size cap; [`cull`]: the one-shot cull.
+//! - [`verify`]: checks against what the application knows a file must be (sizes and
+//!   digests): while it streams, holding its last byte back, and on disk.
 //! - [`error`]: what went wrong, described; the application picks the status.
 
 pub mod content;
@@ -45,6 +47,7 @@ pub mod tee;
 pub mod tls;
 mod transport;
 pub mod upstream;
+pub mod verify;
 
 pub use content::{Content, Slice};
 pub use error::{Attempt, Error, Failure};

@@ -313,6 +313,11 @@ impl Policy {
     pub fn forget_missing(&self, key: &Key) {
         lock(&self.missing).remove(key);
     }
+
+    /// Forgets every file remembered as missing.
+    pub fn forget_all_missing(&self) {
+        lock(&self.missing).clear();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

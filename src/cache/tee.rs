@@ -10,7 +10,10 @@
 //!
 //! If writing to disk fails mid-download, readers catch up to what was stored and then
 //! continue with a range request straight to the same source, so they still receive the
-//! whole file while nothing partial is stored.
+//! whole file while nothing partial is stored. When the file must match an expectation
+//! ([`GrowingReader::checked`]), that reader digests the whole file again (the bytes
+//! on disk, then the source's) and holds its last byte back as the download would
+//! have.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -20,6 +23,7 @@ use std::time::Duration;
 
 use super::flight::{Flight, Phase, Ticket};
 use super::upstream::{Ask, Reply, Upstream};
+use super::verify::{Checked, Expect};
 
 /// How a copy ended.
 #[derive(Debug)]
@@ -80,6 +84,7 @@ pub struct GrowingReader {
     end: Option<u64>,
     upstream: Arc<Upstream>,
     fallback: Option<Box<dyn Read + Send>>,
+    expect: Option<Expect>,
 }
 
 impl GrowingReader {
@@ -97,7 +102,15 @@ impl GrowingReader {
             end,
             upstream,
             fallback: None,
+            expect: None,
         }
+    }
+
+    /// The same reader for a file that must match `expect`: should the disk fail, the
+    /// rest comes from the source only through a check of the whole file.
+    pub fn checked(mut self, expect: Option<Expect>) -> GrowingReader {
+        self.expect = expect;
+        self
     }
 
     fn flight(&self) -> &Arc<Flight> {
@@ -111,16 +124,17 @@ impl GrowingReader {
         }
     }
 
-    /// After a disk failure: ask the same source for the rest, from `pos`.
-    fn open_fallback(&mut self, total: Option<u64>) -> io::Result<()> {
+    /// After a disk failure (`at` bytes were stored): ask the same source for the
+    /// rest, from `pos`.
+    fn open_fallback(&mut self, total: Option<u64>, at: u64) -> io::Result<()> {
+        if let Some(expect) = self.expect.clone() {
+            return self.open_checked_fallback(total, at, &expect);
+        }
         let origin = self
             .flight()
             .origin()
             .ok_or_else(|| io::Error::other("disk failed and the source is unknown"))?;
-        let mut paths = vec![None; self.upstream.sources().len()];
-        paths[origin.source] = Some(origin.path.clone());
         let ask = Ask {
-            paths,
             from: (self.pos > 0).then_some(self.pos),
             ..Ask::default()
         };
@@ -147,6 +161,84 @@ impl GrowingReader {
         }
         self.fallback = Some(fetched.body);
         Ok(())
+    }
+
+    /// [`GrowingReader::open_fallback`] for a file that must match `expect`: the
+    /// `at` bytes on disk and the source's rest from there go through one [`Checked`]
+    /// body, of which the client gets what it has not had yet.
+    fn open_checked_fallback(
+        &mut self,
+        total: Option<u64>,
+        at: u64,
+        expect: &Expect,
+    ) -> io::Result<()> {
+        let origin = self
+            .flight()
+            .origin()
+            .ok_or_else(|| io::Error::other("disk failed and the source is unknown"))?;
+        let file = self
+            .flight()
+            .file()
+            .ok_or_else(|| io::Error::other("disk failed and the part file is gone"))?;
+        let ask = Ask {
+            from: (at > 0).then_some(at),
+            ..Ask::default()
+        };
+        let reply = self
+            .upstream
+            .fetch_from(origin.source, &origin.path, &ask)
+            .map_err(|a| io::Error::other(format!("continuing from {}: {}", a.url, a.failure)))?;
+        let Reply::Fresh(mut fetched) = reply else {
+            return Err(io::Error::other(
+                "continuing after a disk failure: unexpected 304",
+            ));
+        };
+        if fetched.meta.len.is_some_and(|n| n != expect.size) || total != Some(expect.size) {
+            return Err(io::Error::other(
+                "the source's file changed during the download",
+            ));
+        }
+        if fetched.range_start.is_none() && at > 0 {
+            let skipped = io::copy(&mut (&mut fetched.body).take(at), &mut io::sink())?;
+            if skipped != at {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        let stored = Stored {
+            file,
+            pos: 0,
+            end: at,
+        };
+        let mut whole = Checked::new(Box::new(stored.chain(fetched.body)), expect);
+        let had = io::copy(&mut (&mut whole).take(self.pos), &mut io::sink())?;
+        if had != self.pos {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.fallback = Some(Box::new(whole));
+        Ok(())
+    }
+}
+
+/// Bytes `pos..end` of a file, read at their offsets.
+struct Stored {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Stored {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let n = buf.len().min(left);
+        if n == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..n], self.pos)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -187,7 +279,7 @@ impl Read for GrowingReader {
                 disk_at: Some(at), ..
             } if self.pos >= at => {
                 let total = self.flight().announced_len();
-                self.open_fallback(total)?;
+                self.open_fallback(total, at)?;
                 self.read(buf)
             }
             Phase::Broken { reason, .. } => Err(io::Error::other(reason)),

@@ -6,6 +6,18 @@
 //! a while (5 s, doubling up to 5 min), so a dead first mirror does not cost a connect
 //! timeout on every miss.
 //!
+//! A request may also name absolute URLs to try when no source has a correct copy
+//! ([`Ask::fallback`]: a distfile's own `SRC_URI`, say). Their hosts are *ad-hoc
+//! origins* (see `origins`): each scheme, host and port gets the health a source has
+//! (tried last while cooling down, counters for the status page) and is reached
+//! through the same agents' settings (timeouts, proxy rules, trust store). An origin is
+//! never chosen by a client: the URLs come from the application.
+//!
+//! When the file's expected length is known ([`Ask::expect_len`]), a source announcing
+//! another is skipped before any byte ([`Failure::WrongSize`]); a source whose copy
+//! failed its digest check ([`Upstream::body_mismatch`]) is not asked for that file
+//! again for an hour ([`Failure::BadCopy`]).
+//!
 //! The agent never decompresses (ureq's `gzip` feature is off and we send
 //! `Accept-Encoding: identity`) and has explicit connect and read timeouts. Each
 //! source goes through the proxy [`ProxyRules`] give it (see [`super::proxy`]); ureq
@@ -27,6 +39,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
 use ureq::ResponseExt;
+
+mod origins;
 
 use super::proxy::ProxyRules;
 use super::store::Meta;
@@ -78,6 +92,15 @@ pub struct Ask {
     /// [`via::normalise`]), passed on before this instance's own entry. `None` for a
     /// request from an end client, and for requests the cache makes on its own.
     pub via: Option<String>,
+    /// The length the file must have: a source announcing another is skipped.
+    pub expect_len: Option<u64>,
+    /// Identifies what the file must be (see [`super::verify::Expect::id`]): a source
+    /// whose copy failed that check recently is not asked.
+    pub expect_id: Option<u64>,
+    /// Absolute URLs asked in order when no source has a correct copy (every source
+    /// asked said not found, or announced a wrong length, or sent a wrong copy
+    /// recently).
+    pub fallback: Vec<String>,
 }
 
 impl Ask {
@@ -99,8 +122,11 @@ impl Ask {
 
 /// A successful answer: headers received, body not yet read.
 pub struct Fetched {
-    /// Which source answered.
+    /// Which source answered: an index into [`Upstream::sources`], or beyond them an
+    /// ad-hoc origin (see [`Upstream::source`]).
     pub source: usize,
+    /// The path asked of it (for an origin, the URL's path and query as written).
+    pub path: String,
     /// The URL that answered.
     pub url: String,
     /// 200, or 206 for a range request.
@@ -159,6 +185,10 @@ pub struct Source {
     pub failures: AtomicU64,
     /// Body bytes received from it.
     pub bytes: AtomicU64,
+    /// Downloads from it that matched what the file must be (digests checked).
+    pub verified: AtomicU64,
+    /// Copies from it that did not: a wrong length announced, or wrong content.
+    pub mismatches: AtomicU64,
     health: Mutex<Health>,
     /// What its responses' `Via` said it is: [`PEER_UNKNOWN`] until it answered.
     peer: AtomicU8,
@@ -190,6 +220,8 @@ const BROKEN_BODIES_TO_COOL: u32 = 3;
 const BROKEN_PATH_FOR: Duration = Duration::from_secs(600);
 /// The most (source, path) pairs remembered as broken.
 const BROKEN_PATHS_MAX: usize = 4096;
+/// How long a source that sent a wrong copy of a file is not asked for it.
+const BAD_COPY_FOR: Duration = Duration::from_secs(3600);
 
 /// A snapshot of a source's health, for the status page.
 #[derive(Clone, Debug)]
@@ -282,8 +314,17 @@ impl Source {
         if matches!(failure, Failure::NotFound(_)) {
             return self.answered(None);
         }
-        if matches!(failure, Failure::Older | Failure::CoolingDown(_)) {
+        if matches!(
+            failure,
+            Failure::Older | Failure::CoolingDown(_) | Failure::BadCopy
+        ) {
             return;
+        }
+        if matches!(failure, Failure::WrongSize { .. }) {
+            // It works; its copy of this one file is wrong.
+            self.mismatches.fetch_add(1, Ordering::Relaxed);
+            lock(&self.health).last_error = Some((failure.to_string(), SystemTime::now()));
+            return self.answered(None);
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut h = lock(&self.health);
@@ -335,6 +376,11 @@ pub struct Upstream {
     broken: Mutex<HashMap<(usize, String), Instant>>,
     /// This instance's name in `Via` (see [`Upstream::set_name`]).
     name: OnceLock<String>,
+    /// (source, path) → when it sent a copy failing the check with this id: that
+    /// source is not asked for that path (while the expectation is the same).
+    bad: Mutex<HashMap<(usize, String), (Instant, u64)>>,
+    /// Hosts of absolute URLs asked when no source had a file.
+    origins: origins::Origins,
 }
 
 impl Upstream {
@@ -362,6 +408,8 @@ impl Upstream {
                 requests: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 bytes: AtomicU64::new(0),
+                verified: AtomicU64::new(0),
+                mismatches: AtomicU64::new(0),
                 health: Mutex::new(Health::default()),
                 peer: AtomicU8::new(PEER_UNKNOWN),
             }));
@@ -379,34 +427,19 @@ impl Upstream {
                 Some(p) => Some(http_proxy(p)?),
                 None => None,
             };
-            let agent_config = |proxy: Option<ureq::Proxy>| {
-                ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .max_redirects(5)
-                    .user_agent(config.user_agent.as_str())
-                    .accept_encoding("identity")
-                    .proxy(proxy)
-                    .timeout_connect(Some(config.connect_timeout))
-                    .timeout_recv_response(Some(config.read_timeout))
-                    .timeout_per_read(Some(config.read_timeout))
-                    .max_idle_connections_per_host(8)
-                    // Requests are a few hundred bytes; bodies stream through the tee's
-                    // buffer.
-                    .output_buffer_size(16 * 1024)
-                    .input_buffer_size(64 * 1024)
-                    .build()
-            };
             agents.push(transport::agent(
-                agent_config(proxy),
-                agent_config(None),
+                agent_config(config, proxy),
+                agent_config(config, None),
                 tls.clone(),
             ));
         }
         Ok(Upstream {
             agents,
-            sources,
             broken: Mutex::new(HashMap::new()),
             name: OnceLock::new(),
+            bad: Mutex::new(HashMap::new()),
+            origins: origins::Origins::new(config, sources.len()),
+            sources,
         })
     }
 
@@ -437,6 +470,34 @@ impl Upstream {
         &self.sources
     }
 
+    /// Source `i`: a configured one, or beyond them an ad-hoc origin.
+    pub fn source(&self, i: usize) -> Option<Arc<Source>> {
+        match self.sources.get(i) {
+            Some(s) => Some(s.clone()),
+            None => self.origins.get(i),
+        }
+    }
+
+    /// The ad-hoc origins asked so far (hosts of [`Ask::fallback`] URLs).
+    pub fn origins(&self) -> Vec<Arc<Source>> {
+        self.origins.list()
+    }
+
+    /// How many downloads an ad-hoc origin provided (no source had the file).
+    pub fn fallback_fetches(&self) -> u64 {
+        self.origins.fetches.load(Ordering::Relaxed)
+    }
+
+    /// The URL of `path` at source `i` (an origin's path is used as written).
+    pub fn url_of(&self, i: usize, path: &str) -> Option<String> {
+        let source = self.source(i)?;
+        Some(if i < self.sources.len() {
+            format!("{}{}", source.url, path::encode(path))
+        } else {
+            format!("{}{path}", source.url)
+        })
+    }
+
     /// Asks the sources in turn until one answers with content (or 304 for a
     /// conditional request). `path` is only for error messages.
     ///
@@ -460,6 +521,13 @@ impl Upstream {
                 });
                 continue;
             }
+            if self.is_bad(i, source_path, ask) {
+                attempts.push(Attempt {
+                    url: format!("{}{}", source.url, path::encode(source_path)),
+                    failure: Failure::BadCopy,
+                });
+                continue;
+            }
             match self.fetch_from(i, source_path, ask) {
                 Ok(reply) => return Ok(reply),
                 Err(attempt) => {
@@ -468,10 +536,103 @@ impl Upstream {
                 }
             }
         }
+        if !ask.fallback.is_empty()
+            && attempts.iter().all(|a| no_copy(&a.failure))
+            && let Some(reply) = self.fetch_fallback(path, ask, &mut attempts)
+        {
+            return Ok(reply);
+        }
         Err(Error::Upstream {
             path: path.to_owned(),
             attempts,
         })
+    }
+
+    /// Asks the URLs of [`Ask::fallback`] in turn (an origin cooling down after the
+    /// others, and skipped once one of them answered), adding each answer to
+    /// `attempts`.
+    fn fetch_fallback(&self, path: &str, ask: &Ask, attempts: &mut Vec<Attempt>) -> Option<Reply> {
+        let mut targets = Vec::new();
+        for url in &ask.fallback {
+            match self.origins.resolve(url) {
+                Some(t) => targets.push(t),
+                None => debug!("{path}: not an http(s) URL, skipped: {url}"),
+            }
+        }
+        // Cooling origins last, keeping the order otherwise.
+        targets.sort_by_key(|(i, _)| self.source(*i).is_some_and(|s| s.is_down()));
+        let mut answered = false;
+        for (i, rest) in targets {
+            let Some(origin) = self.source(i) else {
+                continue;
+            };
+            let url = format!("{}{rest}", origin.url);
+            if answered && origin.is_down() {
+                attempts.push(Attempt {
+                    url,
+                    failure: Failure::CoolingDown(origin.last_error()),
+                });
+                continue;
+            }
+            if self.is_bad(i, &rest, ask) {
+                attempts.push(Attempt {
+                    url,
+                    failure: Failure::BadCopy,
+                });
+                continue;
+            }
+            match self.fetch_from(i, &rest, ask) {
+                Ok(reply) => {
+                    if !ask.head {
+                        self.origins.fetches.fetch_add(1, Ordering::Relaxed);
+                        info!("{path}: no source has it; fetching {url}");
+                    }
+                    return Some(reply);
+                }
+                Err(attempt) => {
+                    answered |= !attempt.failure.is_transport();
+                    attempts.push(attempt);
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether source `i` sent a copy of `source_path` that failed the check `ask`
+    /// expects, recently.
+    fn is_bad(&self, i: usize, source_path: &str, ask: &Ask) -> bool {
+        let Some(id) = ask.expect_id else {
+            return false;
+        };
+        lock(&self.bad)
+            .get(&(i, source_path.to_owned()))
+            .is_some_and(|(at, bad)| *bad == id && at.elapsed() < BAD_COPY_FOR)
+    }
+
+    /// Source `i` sent a copy of `source_path` that failed the check with id
+    /// `expect_id` (`why` says how): it is not asked for that path again for an hour,
+    /// while the expectation stays the same.
+    pub fn body_mismatch(&self, i: usize, source_path: &str, expect_id: u64, why: &str) {
+        let Some(source) = self.source(i) else {
+            return;
+        };
+        source.mismatches.fetch_add(1, Ordering::Relaxed);
+        lock(&source.health).last_error = Some((why.to_owned(), SystemTime::now()));
+        let mut bad = lock(&self.bad);
+        if bad.len() >= BROKEN_PATHS_MAX {
+            bad.retain(|_, (t, _)| t.elapsed() < BAD_COPY_FOR);
+            if bad.len() >= BROKEN_PATHS_MAX {
+                bad.clear();
+            }
+        }
+        bad.insert((i, source_path.to_owned()), (Instant::now(), expect_id));
+    }
+
+    /// A download from source `i` matched what the file must be.
+    pub fn body_verified(&self, i: usize) {
+        if let Some(source) = self.source(i) {
+            source.verified.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The order to ask the sources in for `ask` (see [`Upstream::fetch`]).
@@ -492,7 +653,7 @@ impl Upstream {
     /// The body source `i` was sending for `source_path` broke: that source is asked
     /// last for that path for a while, and one that keeps breaking cools down.
     pub fn body_broke(&self, i: usize, source_path: &str, failure: &Failure) {
-        let Some(source) = self.sources.get(i) else {
+        let Some(source) = self.source(i) else {
             return;
         };
         source.body_broke(failure);
@@ -508,24 +669,40 @@ impl Upstream {
 
     /// A whole body arrived from source `i` for `source_path`.
     pub fn body_completed(&self, i: usize, source_path: &str) {
-        if let Some(source) = self.sources.get(i) {
+        if let Some(source) = self.source(i) {
             lock(&source.health).broken_bodies = 0;
         }
         lock(&self.broken).remove(&(i, source_path.to_owned()));
     }
 
-    /// Asks source `i` for `source_path`.
+    /// Asks source `i` (or the ad-hoc origin `i`, see [`Upstream::source`]) for
+    /// `source_path`.
     pub fn fetch_from(&self, i: usize, source_path: &str, ask: &Ask) -> Result<Reply, Attempt> {
-        let source = &self.sources[i];
-        let mut url = format!("{}{}", source.url, path::encode(source_path));
-        if let Some(q) = &ask.query {
+        let origin = i >= self.sources.len();
+        let (source, agent) = if origin {
+            match self.origins.with_agent(i) {
+                Ok(found) => found,
+                Err(failure) => {
+                    return Err(Attempt {
+                        url: self.url_of(i, source_path).unwrap_or_default(),
+                        failure,
+                    });
+                }
+            }
+        } else {
+            let source = self.sources[i].clone();
+            let agent = self.agents[source.agent].clone();
+            (source, agent)
+        };
+        let mut url = self.url_of(i, source_path).unwrap_or_default();
+        if let Some(q) = ask.query.as_ref().filter(|_| !origin) {
             url.push('?');
             url.push_str(q);
         }
         let started = Instant::now();
         source.requests.fetch_add(1, Ordering::Relaxed);
         let etag = ask.etags.get(i).cloned().flatten();
-        let result = self.send(&self.agents[source.agent], &url, ask, etag.as_deref());
+        let result = self.send(&agent, &url, ask, etag.as_deref());
         let fail = |failure: Failure| {
             debug!("{url}: {failure}");
             source.failed(&failure);
@@ -558,13 +735,33 @@ impl Upstream {
             _ => return Err(fail(Failure::Status(status))),
         }
         let head = Head::of(&response, status, ask).map_err(fail)?;
+        if let (Some(announced), Some(expected)) = (head.meta.len, ask.expect_len)
+            && announced != expected
+        {
+            let attempt = fail(Failure::WrongSize {
+                announced,
+                expected,
+            });
+            warn!("{url}: {}: skipped", attempt.failure);
+            return Err(attempt);
+        }
         source.answered(Some(started.elapsed()));
+        let asked = if origin {
+            source_path
+                .split(['?', '#'])
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        } else {
+            path::encode(source_path)
+        };
         let redirected = Some(response.get_uri().path())
-            .filter(|p| !p.ends_with(&path::encode(source_path)))
+            .filter(|p| !p.ends_with(&asked))
             .map(|_| response.get_uri().to_string());
         let body = response.into_body().into_reader();
         Ok(Reply::Fresh(Fetched {
             source: i,
+            path: source_path.to_owned(),
             url,
             status,
             meta: head.meta,
@@ -657,6 +854,36 @@ impl Head {
             close_delimited: content_length.is_none() && !chunked,
         })
     }
+}
+
+/// Whether `failure` says the source has no correct copy of the file (rather than
+/// that it could not be asked): the condition for asking [`Ask::fallback`].
+fn no_copy(failure: &Failure) -> bool {
+    matches!(
+        failure,
+        Failure::NotFound(_)
+            | Failure::WrongSize { .. }
+            | Failure::BadCopy
+            | Failure::CoolingDown(_)
+    )
+}
+
+/// The agent settings for `config`, through `proxy`.
+fn agent_config(config: &UpstreamConfig, proxy: Option<ureq::Proxy>) -> ureq::config::Config {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(5)
+        .user_agent(config.user_agent.as_str())
+        .accept_encoding("identity")
+        .proxy(proxy)
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_recv_response(Some(config.read_timeout))
+        .timeout_per_read(Some(config.read_timeout))
+        .max_idle_connections_per_host(8)
+        // Requests are a few hundred bytes; bodies stream through the tee's buffer.
+        .output_buffer_size(16 * 1024)
+        .input_buffer_size(64 * 1024)
+        .build()
 }
 
 /// A proxy ureq can be given: `http://` or `https://` (an HTTP proxy, reached in
@@ -784,6 +1011,8 @@ mod tests {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            verified: AtomicU64::new(0),
+            mismatches: AtomicU64::new(0),
             health: Mutex::new(Health::default()),
             peer: AtomicU8::new(PEER_UNKNOWN),
         };

@@ -10,6 +10,8 @@
 //!   size and digests `Manifest` files promise; binhost `Packages` indexes; a streaming
 //!   verifier for those digests; an index that follows `emerge --sync` while running;
 //!   and the core of `cull --unreferenced`.
+//! - [`known`]: what the repository and binhost indexes tell the cache about a
+//!   requested file (what it must be, where else to get it).
 //!
 //! Sources: GLEP 75 for layouts; PMS (the Package Manager Specification) for `SRC_URI`
 //! and `RESTRICT` syntax, GLEP 74 for `Manifest` lines, and portage itself
@@ -17,5 +19,6 @@
 //! `portage.package.ebuild.fetch`, `portage.dbapi.bintree`) wherever they could disagree.
 
 pub mod distfiles;
+pub mod known;
 pub mod layout;
 pub mod repo;

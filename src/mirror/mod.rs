@@ -17,6 +17,12 @@
 //! passed on to the sources (before ours, which the cache adds), and a request that
 //! already names this instance went round a loop: it is answered `508 Loop Detected`
 //! at once, before the cache is asked, so no download ever waits on itself.
+//!
+//! A [`Knowledge`] the application installs ([`Mirror::with_knowledge`]; the Gentoo
+//! repository and binhost indexes, [`crate::gentoo::known`]) tells the cache what a
+//! file must be and where else to get it ([`Known`]). A response whose bytes come from
+//! a download this process runs names the URL in `X-Cache-Source` (a source's, or
+//! the file's origin when no source had it).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -33,6 +39,7 @@ pub use route::{Route, route};
 pub use target::{Target, prefixed_target, target, want};
 
 use crate::cache::store::{Key, Meta};
+use crate::cache::verify::Known;
 use crate::cache::{Answer, Cache, CacheStatus, Error, Found, Query, Slice, Want};
 use crate::gentoo::distfiles::SourceLayouts;
 use crate::gentoo::layout;
@@ -43,12 +50,20 @@ use crate::proto::via;
 /// Largest `layout.conf` we read, in bytes.
 const MAX_LAYOUT_CONF: u64 = 64 * 1024;
 
+/// What the application knows of files besides what their sources say, consulted
+/// once per request for a file.
+pub trait Knowledge: Send + Sync {
+    /// What is known of the file `target` names (`None`: nothing).
+    fn known(&self, target: &Target) -> Option<Known>;
+}
+
 /// The mirror handler.
 pub struct Mirror {
     cache: Arc<Cache>,
     layouts: SourceLayouts,
     /// Each source's path prefix, by source index (`None`: a plain source).
     prefixes: Vec<Option<String>>,
+    knowledge: Option<Arc<dyn Knowledge>>,
 }
 
 impl Mirror {
@@ -65,7 +80,14 @@ impl Mirror {
             cache,
             layouts,
             prefixes,
+            knowledge: None,
         }
+    }
+
+    /// The same mirror, telling the cache what `knowledge` knows of each file.
+    pub fn with_knowledge(mut self, knowledge: Arc<dyn Knowledge>) -> Mirror {
+        self.knowledge = Some(knowledge);
+        self
     }
 
     /// The cache.
@@ -132,6 +154,10 @@ impl Mirror {
             want = Want::default();
         }
         let received = via::normalise(req.headers().get_all("Via"));
+        let known = match &self.knowledge {
+            Some(k) if !target.layout_conf => k.known(&target),
+            _ => None,
+        };
         let query = Query {
             key: target.key.clone(),
             alternates: &target.alternates,
@@ -140,6 +166,7 @@ impl Mirror {
             query: req.query(),
             label: &path,
             via: received.as_deref(),
+            known: known.as_ref(),
         };
         let answer = self.cache.get(&query);
         if target.layout_conf {
@@ -162,6 +189,7 @@ pub fn respond(req: &Request, key: &Key, answer: Answer) -> Response {
         meta,
         content,
     } = found;
+    let source = content.source_url();
     let mut keep = None;
     let resp = match meta.len {
         Some(len) => {
@@ -183,6 +211,10 @@ pub fn respond(req: &Request, key: &Key, answer: Answer) -> Response {
     };
     let resp = match keep {
         Some(busy) => resp.hold(busy),
+        None => resp,
+    };
+    let resp = match source {
+        Some(url) => resp.with_header("X-Cache-Source", url),
         None => resp,
     };
     tag(resp, status)

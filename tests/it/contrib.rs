@@ -411,6 +411,24 @@ SOURCES="https://distfiles.gentoo.org
 }
 
 #[test]
+fn openrc_repos_become_one_repo_flag_each() {
+    let overrides = "REPOS=\"/var/db/repos/gentoo  /var/db/repos/my overlay\"\n";
+    for shell in shells() {
+        let args = openrc_args(shell, true, overrides);
+        let repos: Vec<_> = args
+            .windows(2)
+            .filter(|w| w[0] == "--repo")
+            .map(|w| w[1].as_str())
+            .collect();
+        assert_eq!(
+            repos,
+            ["/var/db/repos/gentoo", "/var/db/repos/my", "overlay"],
+            "{shell}: one --repo per word, as SOURCES"
+        );
+    }
+}
+
+#[test]
 fn openrc_start_pre_creates_a_missing_cache_dir_only() {
     let tmp = TempDir::new("openrc");
     let cache = tmp.path().join("parent/cache");

@@ -133,7 +133,16 @@ struct Cache {
 
 impl Cache {
     fn start(root: &Path, sources: &[String]) -> Cache {
-        let config = crate::support::config(root, sources);
+        Cache::start_with(root, sources, |_| {})
+    }
+
+    fn start_with(
+        root: &Path,
+        sources: &[String],
+        tweak: impl FnOnce(&mut package_cache::config::Config),
+    ) -> Cache {
+        let mut config = crate::support::config(root, sources);
+        tweak(&mut config);
         let (server, cache) = package_cache::app::start(&config).expect("start package-cache");
         Cache {
             addr: server.local_addr(),
@@ -413,4 +422,54 @@ fn a_process_following_a_download_on_a_full_disk_still_serves_the_whole_file() {
         big.len()
     );
     assert!(wait_until(Duration::from_secs(5), || list_files(&root) == [FILLER]));
+}
+
+#[test]
+fn a_full_disk_still_checks_what_a_manifest_lists() {
+    let Some(disk) = tmpfs_or_skip("8m") else {
+        return;
+    };
+    let root = disk.path().join("cache");
+    let mirror = FakeMirror::start();
+    const GOOD: &str = "/distfiles/checked-4m.tar.xz";
+    const WRONG: &str = "/distfiles/wrong-4m.tar.xz";
+    let good = bytes(4 * MIB, 61);
+    let mut wrong = good.clone();
+    wrong[4 * MIB - 2] ^= 1;
+    mirror.put(GOOD, good.clone());
+    mirror.put(WRONG, wrong);
+    let repo = crate::support::gentoo::TestRepo::new();
+    repo.ebuild(
+        "app-misc/checked-4",
+        "checked-4m.tar.xz wrong-4m.tar.xz",
+        "",
+    );
+    repo.manifest(
+        "app-misc/checked",
+        &[("checked-4m.tar.xz", &good), ("wrong-4m.tar.xz", &good)],
+    );
+    let cache = Cache::start_with(&root, &[mirror.url()], |c| {
+        c.repos = vec![repo.path().to_path_buf()];
+    });
+    assert!(wait_until(Duration::from_secs(10), || cache
+        .get("/-/status.json")
+        .text()
+        .contains("\"repo\":{\"ready\":true")));
+    fill(&root, 5 * MIB);
+    assert!(disk.free() < good.len() as u64);
+
+    // The rest comes from the source through a check of the whole file.
+    let r = cache.get(GOOD);
+    assert_whole(&r, &good, "a checked file on a full disk");
+    assert_eq!(upstream_ranges(&mirror, GOOD).len(), 2, "a continuation");
+    // A wrong copy is cut short there too.
+    let r = cache.get(WRONG);
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.complete && r.body.len() < good.len(),
+        "{} bytes",
+        r.body.len()
+    );
+    cache.settle();
+    assert_eq!(cache.files(), Vec::<String>::new(), "nothing stored");
 }

@@ -346,3 +346,80 @@ fn https_sources_still_use_connect() {
     assert_eq!(proxy.lines(), [format!("CONNECT {authority} HTTP/1.1")]);
     assert_eq!(server.served(), ["/pkgs/s.tbz2"]);
 }
+
+#[test]
+fn src_uri_origins_go_through_the_same_proxy_and_trust_store() {
+    use crate::support::gentoo::TestRepo;
+    let dir = TempDir::new("proxy-origin");
+    let mirror = FakeMirror::start();
+    let origin = FakeMirror::start();
+    let plain = bytes(30_000, 7);
+    origin.put("/pub/f-1.tar.gz", plain.clone());
+    // An https origin too, verified against the trust store, when openssl is there.
+    let cert = openssl_cert(dir.path(), "origin", "127.0.0.1", "IP:127.0.0.1");
+    let secure = bytes(20_000, 8);
+    let server = cert
+        .as_ref()
+        .map(|c| TlsServer::start(c, &[("/pkgs/s.tbz2", secure.clone())]));
+    let authority = server.as_ref().map(|s| s.addr().to_string());
+    let mut hosts = vec![
+        ("mirror.invalid", mirror.addr()),
+        ("origin.invalid", origin.addr()),
+    ];
+    let mut tls_ports = Vec::new();
+    if let (Some(s), Some(a)) = (&server, &authority) {
+        hosts.push((a.as_str(), s.addr()));
+        tls_ports.push(s.addr().port());
+    }
+    let proxy = SquidLike::start(&hosts, &tls_ports);
+    let repo = TestRepo::new();
+    let mut src_uri = "http://origin.invalid/pub/f-1.tar.gz".to_owned();
+    let mut dists: Vec<(&str, &[u8])> = vec![("f-1.tar.gz", &plain)];
+    if let Some(s) = &server {
+        src_uri += &format!(" {}/pkgs/s.tbz2 -> s-1.tar.gz", s.url());
+        dists.push(("s-1.tar.gz", &secure));
+    }
+    repo.ebuild("app-misc/f-1", &src_uri, "");
+    repo.manifest("app-misc/f", &dists);
+    let mut env = vec![
+        ("http_proxy".to_owned(), proxy.url()),
+        ("https_proxy".to_owned(), proxy.url()),
+    ];
+    if let Some(c) = &cert {
+        env.push(("SSL_CERT_FILE".into(), c.cert.to_str().unwrap().to_owned()));
+    }
+    let cache = TestCache::start_with(&["http://mirror.invalid".into()], |c| {
+        c.upstream_env = Some(env);
+        c.repos = vec![repo.path().to_path_buf()];
+    });
+    assert!(crate::support::wait_until(Duration::from_secs(10), || {
+        cache
+            .get("/-/status.json")
+            .text()
+            .contains("\"repo\":{\"ready\":true")
+    }));
+
+    let reply = cache.get("/distfiles/f-1.tar.gz");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.complete && reply.body == plain);
+    let lines = proxy.lines();
+    assert!(
+        lines.contains(&"GET http://mirror.invalid/distfiles/f-1.tar.gz HTTP/1.1".to_owned())
+            && lines.contains(&"GET http://origin.invalid/pub/f-1.tar.gz HTTP/1.1".to_owned()),
+        "{lines:?}"
+    );
+    assert_eq!(origin.gets("/pub/f-1.tar.gz"), 1);
+    if let (Some(server), Some(authority)) = (&server, &authority) {
+        let reply = cache.get("/distfiles/s-1.tar.gz");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert!(reply.complete && reply.body == secure);
+        assert!(
+            proxy
+                .lines()
+                .contains(&format!("CONNECT {authority} HTTP/1.1")),
+            "{:?}",
+            proxy.lines()
+        );
+        assert_eq!(server.served(), ["/pkgs/s.tbz2"]);
+    }
+}
