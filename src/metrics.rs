@@ -529,6 +529,12 @@ impl Snapshot {
                 }
             }
         }
+        self.prometheus_checks(m);
+    }
+
+    /// `SRC_URI` fetches, checks of stored files, and the repository index.
+    fn prometheus_checks(&self, m: &mut Prom) {
+        let v = &self.verification;
         m.single(
             "src_uri_fetches_total",
             "counter",

@@ -3,7 +3,7 @@
 //!
 //! A [`Flight`] is the meeting point: one download thread produces (it writes the part
 //! file and calls `Flight::advance`), any number of clients consume through
-//! [`super::tee::GrowingReader`]s, woken by a condition variable on every step. Clients
+//! [`GrowingReader`](crate::cache::tee::GrowingReader)s, woken by a condition variable on every step. Clients
 //! hold a [`Ticket`] while attached, which is how the download knows whether anyone
 //! still wants it.
 
@@ -197,7 +197,7 @@ impl Flight {
 
     /// Blocks until `enough(written)` holds, or [`Flight::wake`] is called, or the
     /// flight is final, or `timeout` passes; returns the bytes on disk then. (For the
-    /// leader's own helpers, such as the syncer of [`super::durable`], which wait on the
+    /// leader's own helpers, such as the syncer of [`durable`](crate::cache::durable), which wait on the
     /// download's progress with conditions of their own.)
     pub(crate) fn wait_written(&self, timeout: Duration, enough: impl Fn(u64) -> bool) -> u64 {
         let s = self.lock();

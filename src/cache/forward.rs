@@ -8,7 +8,7 @@
 //! rules refuses `CONNECT` to any port but 443, so http sources failed through it.
 //!
 //! [`ForwardProxy`] is a connector placed before ureq's own in the chain (see
-//! [`super::transport`]). For an `http://` URL whose agent has an HTTP(S) proxy it opens
+//! [`transport`](crate::cache::transport)). For an `http://` URL whose agent has an HTTP(S) proxy it opens
 //! the connection to the proxy itself and wraps it in [`AbsoluteForm`], which rewrites
 //! the request line of each request ureq writes (`GET /path` → `GET http://host/path`)
 //! and adds `Proxy-Authorization` when the proxy URL has credentials. Everything else

@@ -35,16 +35,25 @@
 //! each confirms what the others stored, and notices (through the anchor's copy on
 //! disk) when another process moved a repository to a new generation.
 //!
-//! Pure: the caller passes the time and what is on disk; [`super::policy::Policy`]
+//! Pure: the caller passes the time and what is on disk; [`Policy`](crate::cache::policy::Policy)
 //! holds the lock and the clock.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::policy::Freshness;
 use super::store::{Entry, Key, Meta};
 use crate::proto::date;
 use crate::repos::{Class, Kind};
+
+/// Whether a stored copy may be served without asking a source (RFC 9111 §4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Serve it.
+    Fresh,
+    /// Ask a source first with a conditional request (RFC 9111 §4.3); if every source
+    /// fails, serve it anyway, marked stale.
+    Revalidate,
+}
 
 /// What a file is, for freshness.
 #[derive(Clone, Debug, PartialEq, Eq)]

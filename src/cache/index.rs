@@ -20,7 +20,7 @@
 //! Both scans also remove the temporary files of dead downloads they meet
 //! ([`super::store::Store::sweep`]), so start-up walks the cache once.
 //!
-//! [`super::cull`] is the one-shot form for the `package-cache cull` command.
+//! [`cull`](crate::cache::cull) is the one-shot form for the `package-cache cull` command.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, FileTimes};

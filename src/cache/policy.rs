@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Error;
+pub use super::generations::Freshness;
 use super::generations::{Copy, Generations, Role, Round};
 use super::store::{Key, Meta};
 use crate::repos;
@@ -105,16 +106,6 @@ fn glob_match(p: &[u8], s: &[u8]) -> bool {
         [b'?', rest @ ..] => matches!(s, [c, tail @ ..] if *c != b'/' && glob_match(rest, tail)),
         [c, rest @ ..] => matches!(s, [d, tail @ ..] if d == c && glob_match(rest, tail)),
     }
-}
-
-/// Whether a stored copy may be served without asking a source (RFC 9111 §4.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Freshness {
-    /// Serve it.
-    Fresh,
-    /// Ask a source first with a conditional request (RFC 9111 §4.3); if every source
-    /// fails, serve it anyway, marked stale.
-    Revalidate,
 }
 
 /// What the sources said of one mutable file (when it was current, and in which

@@ -6,7 +6,6 @@
 //! checks the flag's value.
 
 use super::Error;
-use super::upstream::check_source;
 
 /// One `--source` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +63,28 @@ pub fn parse(spec: &str) -> Result<SourceSpec, Error> {
         prefix: (!prefix.is_empty()).then(|| prefix.to_owned()),
         url: url.to_owned(),
     })
+}
+
+/// Refuses source URLs that are not `http://host…` or `https://host…`.
+pub fn check_source(url: &str) -> Result<(), Error> {
+    let bad = |reason| Error::BadSource {
+        url: url.to_owned(),
+        reason,
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| bad("not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    if rest.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(
+            "a source is a base URL, without query, fragment or spaces",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ use ureq::ResponseExt;
 
 mod origins;
 
+pub use super::prefix::check_source;
 use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::tls::TrustStore;
@@ -679,21 +680,7 @@ impl Upstream {
     /// `source_path`.
     pub fn fetch_from(&self, i: usize, source_path: &str, ask: &Ask) -> Result<Reply, Attempt> {
         let origin = i >= self.sources.len();
-        let (source, agent) = if origin {
-            match self.origins.with_agent(i) {
-                Ok(found) => found,
-                Err(failure) => {
-                    return Err(Attempt {
-                        url: self.url_of(i, source_path).unwrap_or_default(),
-                        failure,
-                    });
-                }
-            }
-        } else {
-            let source = self.sources[i].clone();
-            let agent = self.agents[source.agent].clone();
-            (source, agent)
-        };
+        let (source, agent) = self.reach(i, source_path)?;
         let mut url = self.url_of(i, source_path).unwrap_or_default();
         if let Some(q) = ask.query.as_ref().filter(|_| !origin) {
             url.push('?');
@@ -746,18 +733,7 @@ impl Upstream {
             return Err(attempt);
         }
         source.answered(Some(started.elapsed()));
-        let asked = if origin {
-            source_path
-                .split(['?', '#'])
-                .next()
-                .unwrap_or("")
-                .to_owned()
-        } else {
-            path::encode(source_path)
-        };
-        let redirected = Some(response.get_uri().path())
-            .filter(|p| !p.ends_with(&asked))
-            .map(|_| response.get_uri().to_string());
+        let redirected = redirected(&response, source_path, origin);
         let body = response.into_body().into_reader();
         Ok(Reply::Fresh(Fetched {
             source: i,
@@ -773,6 +749,19 @@ impl Upstream {
                 source: source.clone(),
             }),
         }))
+    }
+
+    /// Source (or origin) `i` and the agent that reaches it.
+    fn reach(&self, i: usize, source_path: &str) -> Result<(Arc<Source>, ureq::Agent), Attempt> {
+        if i < self.sources.len() {
+            let source = self.sources[i].clone();
+            let agent = self.agents[source.agent].clone();
+            return Ok((source, agent));
+        }
+        self.origins.with_agent(i).map_err(|failure| Attempt {
+            url: self.url_of(i, source_path).unwrap_or_default(),
+            failure,
+        })
     }
 
     fn send(
@@ -806,6 +795,27 @@ impl Upstream {
         }
         req.call()
     }
+}
+
+/// The URL a response was redirected to, when it is another path than the one asked
+/// (`source_path`, encoded for a source; an origin's URL path is already encoded).
+fn redirected(
+    response: &ureq::http::Response<ureq::Body>,
+    source_path: &str,
+    origin: bool,
+) -> Option<String> {
+    let asked = if origin {
+        source_path
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    } else {
+        path::encode(source_path)
+    };
+    Some(response.get_uri().path())
+        .filter(|p| !p.ends_with(&asked))
+        .map(|_| response.get_uri().to_string())
 }
 
 /// What the headers of a 200 or 206 say about its body.
@@ -914,28 +924,6 @@ impl<R: Read> Read for Counted<R> {
         self.source.bytes.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
-}
-
-/// Refuses source URLs that are not `http://host…` or `https://host…`.
-pub fn check_source(url: &str) -> Result<(), Error> {
-    let bad = |reason| Error::BadSource {
-        url: url.to_owned(),
-        reason,
-    };
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| bad("not an http:// or https:// URL"))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
-    if rest.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad(
-            "a source is a base URL, without query, fragment or spaces",
-        ));
-    }
-    Ok(())
 }
 
 /// `bytes START-END/TOTAL` → `(START, Some(TOTAL))` (`*` total → `None`).
