@@ -130,12 +130,25 @@ impl GrowingReader {
         if let Some(expect) = self.expect.clone() {
             return self.open_checked_fallback(total, at, &expect);
         }
+        let fetched = self.continue_from(self.pos)?;
+        if fetched.meta.len != total {
+            return Err(io::Error::other(
+                "the source's file changed during the download",
+            ));
+        }
+        self.fallback = Some(fetched.body);
+        Ok(())
+    }
+
+    /// The download's source asked for the file from byte `from` (a range request;
+    /// if the source ignores the range, the bytes before `from` are skipped).
+    fn continue_from(&self, from: u64) -> io::Result<super::upstream::Fetched> {
         let origin = self
             .flight()
             .origin()
             .ok_or_else(|| io::Error::other("disk failed and the source is unknown"))?;
         let ask = Ask {
-            from: (self.pos > 0).then_some(self.pos),
+            from: (from > 0).then_some(from),
             ..Ask::default()
         };
         let reply = self
@@ -147,20 +160,13 @@ impl GrowingReader {
                 "continuing after a disk failure: unexpected 304",
             ));
         };
-        if fetched.meta.len != total {
-            return Err(io::Error::other(
-                "the source's file changed during the download",
-            ));
-        }
-        if fetched.range_start.is_none() && self.pos > 0 {
-            // The source ignored the range: skip what the client already has.
-            let skipped = io::copy(&mut (&mut fetched.body).take(self.pos), &mut io::sink())?;
-            if skipped != self.pos {
+        if fetched.range_start.is_none() && from > 0 {
+            let skipped = io::copy(&mut (&mut fetched.body).take(from), &mut io::sink())?;
+            if skipped != from {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
-        self.fallback = Some(fetched.body);
-        Ok(())
+        Ok(fetched)
     }
 
     /// [`GrowingReader::open_fallback`] for a file that must match `expect`: the
@@ -172,37 +178,15 @@ impl GrowingReader {
         at: u64,
         expect: &Expect,
     ) -> io::Result<()> {
-        let origin = self
-            .flight()
-            .origin()
-            .ok_or_else(|| io::Error::other("disk failed and the source is unknown"))?;
         let file = self
             .flight()
             .file()
             .ok_or_else(|| io::Error::other("disk failed and the part file is gone"))?;
-        let ask = Ask {
-            from: (at > 0).then_some(at),
-            ..Ask::default()
-        };
-        let reply = self
-            .upstream
-            .fetch_from(origin.source, &origin.path, &ask)
-            .map_err(|a| io::Error::other(format!("continuing from {}: {}", a.url, a.failure)))?;
-        let Reply::Fresh(mut fetched) = reply else {
-            return Err(io::Error::other(
-                "continuing after a disk failure: unexpected 304",
-            ));
-        };
+        let fetched = self.continue_from(at)?;
         if fetched.meta.len.is_some_and(|n| n != expect.size) || total != Some(expect.size) {
             return Err(io::Error::other(
                 "the source's file changed during the download",
             ));
-        }
-        if fetched.range_start.is_none() && at > 0 {
-            let skipped = io::copy(&mut (&mut fetched.body).take(at), &mut io::sink())?;
-            if skipped != at {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
         }
         let stored = Stored {
             file,

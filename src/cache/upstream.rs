@@ -240,6 +240,30 @@ pub struct SourceHealth {
 }
 
 impl Source {
+    /// A source with no history yet, reached through `proxy` by agent `agent`; `peer`
+    /// is what it is known to be ([`PEER_UNKNOWN`] until it answers).
+    fn new(
+        url: String,
+        prefix: Option<String>,
+        proxy: Option<String>,
+        agent: usize,
+        peer: u8,
+    ) -> Source {
+        Source {
+            url,
+            prefix,
+            proxy,
+            agent,
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            verified: AtomicU64::new(0),
+            mismatches: AtomicU64::new(0),
+            health: Mutex::new(Health::default()),
+            peer: AtomicU8::new(peer),
+        }
+    }
+
     /// The base URL, without a trailing `/`.
     pub fn url(&self) -> &str {
         &self.url
@@ -401,19 +425,14 @@ impl Upstream {
                     proxies.len() - 1
                 }
             };
-            sources.push(Arc::new(Source {
-                url: url.trim_end_matches('/').to_owned(),
+            let url = url.trim_end_matches('/').to_owned();
+            sources.push(Arc::new(Source::new(
+                url,
                 prefix,
                 proxy,
                 agent,
-                requests: AtomicU64::new(0),
-                failures: AtomicU64::new(0),
-                bytes: AtomicU64::new(0),
-                verified: AtomicU64::new(0),
-                mismatches: AtomicU64::new(0),
-                health: Mutex::new(Health::default()),
-                peer: AtomicU8::new(PEER_UNKNOWN),
-            }));
+                PEER_UNKNOWN,
+            )));
         }
         // The trust store is read only when a source needs it; a redirect from an
         // http source to https is verified against the Mozilla roots, as ureq does.

@@ -13,13 +13,13 @@
 //! encoded in a repository's `SRC_URI`); a fragment is dropped.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use log::debug;
 use rustls::ClientConfig;
 
-use super::{Failure, Health, Source, UpstreamConfig, agent_config, check_source, http_proxy};
+use super::{Failure, Source, UpstreamConfig, agent_config, check_source, http_proxy};
 use super::{lock, tls, transport};
 
 /// The most origins remembered; URLs of further hosts are not asked.
@@ -90,21 +90,10 @@ impl Origins {
         }
         let i = self.first + s.list.len();
         let proxy = self.config.proxy.proxy_for(&base).map(str::to_owned);
-        s.list.push(Arc::new(Source {
-            url: base.clone(),
-            // A distfile's own host serves every path it is asked for.
-            prefix: None,
-            proxy,
-            agent: usize::MAX,
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            verified: AtomicU64::new(0),
-            mismatches: AtomicU64::new(0),
-            health: Mutex::new(Health::default()),
-            // A distfile's own host is an origin, never another package-cache.
-            peer: AtomicU8::new(super::PEER_ORIGIN),
-        }));
+        // A distfile's own host serves every path it is asked for, and is an origin,
+        // never another package-cache.
+        let origin = Source::new(base.clone(), None, proxy, usize::MAX, super::PEER_ORIGIN);
+        s.list.push(Arc::new(origin));
         s.by_base.insert(base, i);
         Some((i, rest))
     }
