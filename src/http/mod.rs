@@ -23,7 +23,6 @@ pub mod conditional;
 mod extensions;
 mod handler;
 mod headers;
-mod keeper;
 pub mod mime;
 mod pool;
 pub mod range;

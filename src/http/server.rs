@@ -10,9 +10,9 @@
 //!   slow headers are bounded by `SO_RCVTIMEO`, slow readers by `SO_SNDTIMEO`, both set
 //!   on the listener and inherited by accepted sockets ([`super::socket`]).
 //! - `SO_RCVTIMEO` also makes tiny_http's blocking `accept()` give up after the idle
-//!   timeout, which would end its accept loop; a keeper thread connects to the listener
-//!   more often than that, and if the loop dies anyway (say `accept()` failed with
-//!   EMFILE) the pump starts a new tiny_http server on the same listener.
+//!   timeout; the vendored tiny_http loops on that instead of ending its accept loop
+//!   (`vendor/tiny_http/PATCHED.md`). If the loop dies anyway (say `accept()` failed
+//!   with EMFILE) the pump starts a new tiny_http server on the same listener.
 //! - tiny_http 0.12's connection pool could leave part of a burst of new connections
 //!   queued until another connection closed (behind nginx `keepalive`: answers 15–60 s
 //!   late); the vendored tiny_http fixes it at its source
@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
-use super::keeper::Keeper;
 use super::path;
 use super::pool::{Pool, Worker};
 use super::response::Held;
@@ -279,15 +278,10 @@ impl Server {
                 .spawn(move || worker_loop(&worker, &shared))?;
             workers.push(handle);
         }
-        let (keeper, keeper_thread) = Keeper::spawn(self.local_addr, shared.config.idle_timeout)?;
         let result = pump(&self.listener, &pool, &self.shutdown);
         self.shutdown.shutdown();
-        keeper.stop();
         pool.close();
         drop(self.listener);
-        if let Some(k) = keeper_thread {
-            let _ = k.join();
-        }
         let since = self.shutdown.requested_at().unwrap_or_else(Instant::now);
         let deadline = since + shared.config.shutdown_grace;
         for w in workers {

@@ -338,6 +338,17 @@ impl Server {
                         }));
                     }
 
+                    // package-cache patch: a receive timeout set on the listener
+                    // (SO_RCVTIMEO, inherited by accepted sockets as their idle
+                    // timeout) also bounds accept(); that is no reason to stop.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        continue
+                    }
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());
