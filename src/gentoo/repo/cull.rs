@@ -12,7 +12,10 @@
 //!
 //! "Used" is the later of the file's access time (set by the server on every hit,
 //! whatever the mount's atime options) and its modification time (when it was
-//! stored), as the size cap's eviction treats use.
+//! stored). The size cap's eviction reads the access time alone
+//! ([`crate::cache`]); cull, which removes for good rather than for room, also keeps a
+//! file whose access time predates its storing (a file written for longer than the
+//! grace period, or one put in place with an old access time).
 //!
 //! Refusals, for safety: an index that has not finished reading, or whose
 //! repositories list no distfile at all (a wrong `--repo` path would otherwise empty
@@ -22,10 +25,11 @@ use std::fs;
 use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::index::RepoIndex;
 use crate::gentoo::layout;
+use crate::proto::date::unix_seconds;
 
 /// What to do.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,7 +83,8 @@ pub fn cull_unreferenced(
     let mut files = Vec::new();
     collect(&root, &mut files)?;
     files.sort();
-    let cutoff = now_secs().saturating_sub(options.grace.as_secs());
+    let now = unix_seconds(SystemTime::now());
+    let cutoff = now.saturating_sub(options.grace.as_secs());
     let verb = if options.dry_run {
         "would remove"
     } else {
@@ -119,7 +124,7 @@ pub fn cull_unreferenced(
             "{verb} {} ({}, unreferenced, last used {} days ago)",
             rel.display(),
             crate::size::format(size),
-            now_secs().saturating_sub(used) / 86_400
+            now.saturating_sub(used) / 86_400
         )?;
     }
     writeln!(
@@ -172,10 +177,4 @@ fn collect(root: &Path, out: &mut Vec<(String, PathBuf)>) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
