@@ -10,8 +10,8 @@
 //! ([`Ask::fallback`]: a distfile's own `SRC_URI`, say). Their hosts are *ad-hoc
 //! origins* (see `origins`): each scheme, host and port gets the health a source has
 //! (tried last while cooling down, counters for the status page) and is reached
-//! through the same agents' settings (timeouts, proxy rules, trust store). An origin is
-//! never chosen by a client: the URLs come from the application.
+//! through the same agents (see `agents`: timeouts, proxy rules, trust store). An
+//! origin is never chosen by a client: the URLs come from the application.
 //!
 //! When the file's expected length is known ([`Ask::expect_len`]), a source announcing
 //! another is skipped before any byte ([`Failure::WrongSize`]); a source whose copy
@@ -40,13 +40,14 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{debug, info, warn};
 use ureq::ResponseExt;
 
+mod agents;
 mod origins;
 
 pub use super::prefix::check_source;
 use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::tls::TrustStore;
-use super::{Attempt, Error, Failure, tls, transport};
+use super::{Attempt, Error, Failure, tls};
 use crate::proto::{date, path, via};
 
 /// How to reach the sources.
@@ -178,8 +179,9 @@ pub struct Source {
     prefix: Option<String>,
     /// The proxy it is reached through.
     proxy: Option<String>,
-    /// Which of the upstream's agents talks to it (one per proxy).
-    agent: usize,
+    /// The agent that talks to it: a source's is set when the upstream is built, an
+    /// origin's when it is first asked.
+    agent: OnceLock<ureq::Agent>,
     /// Requests sent to it.
     pub requests: AtomicU64,
     /// Requests that failed (any reason but not-found).
@@ -240,20 +242,20 @@ pub struct SourceHealth {
 }
 
 impl Source {
-    /// A source with no history yet, reached through `proxy` by agent `agent`; `peer`
-    /// is what it is known to be ([`PEER_UNKNOWN`] until it answers).
+    /// A source with no history yet, reached through `proxy` (by `agent`, or one set
+    /// later); `peer` is what it is known to be ([`PEER_UNKNOWN`] until it answers).
     fn new(
         url: String,
         prefix: Option<String>,
         proxy: Option<String>,
-        agent: usize,
+        agent: Option<ureq::Agent>,
         peer: u8,
     ) -> Source {
         Source {
             url,
             prefix,
             proxy,
-            agent,
+            agent: agent.map(OnceLock::from).unwrap_or_default(),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -395,7 +397,8 @@ impl Health {
 /// The sources and the agents that talk to them (one per distinct proxy).
 #[derive(Debug)]
 pub struct Upstream {
-    agents: Vec<ureq::Agent>,
+    /// The agents, shared by the sources and the origins.
+    agents: agents::Agents,
     sources: Vec<Arc<Source>>,
     /// (source, path) → when its body broke: that source is asked last for that path.
     broken: Mutex<HashMap<(usize, String), Instant>>,
@@ -409,56 +412,37 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the agent. Fails on a source that is not an http(s) URL or an unusable
-    /// trust store.
+    /// Builds the sources' agents. Fails on a source that is not an http(s) URL, an
+    /// unusable proxy, or (when a source is https) an unusable trust store.
     pub fn new(config: &UpstreamConfig) -> Result<Upstream, Error> {
-        let mut sources = Vec::new();
-        let mut proxies: Vec<Option<String>> = Vec::new();
-        for spec in &config.sources {
-            let super::prefix::SourceSpec { prefix, url } = super::prefix::parse(spec)?;
-            let url = &url;
-            let proxy = config.proxy.proxy_for(url).map(str::to_owned);
-            let agent = match proxies.iter().position(|p| *p == proxy) {
-                Some(i) => i,
-                None => {
-                    proxies.push(proxy.clone());
-                    proxies.len() - 1
-                }
-            };
-            let url = url.trim_end_matches('/').to_owned();
-            sources.push(Arc::new(Source::new(
-                url,
-                prefix,
-                proxy,
-                agent,
-                PEER_UNKNOWN,
-            )));
-        }
-        // The trust store is read only when a source needs it; a redirect from an
-        // http source to https is verified against the Mozilla roots, as ureq does.
-        let tls = if sources.iter().any(|s| s.url.starts_with("https://")) {
-            tls::client_config(&config.trust)?
+        let specs = config
+            .sources
+            .iter()
+            .map(|spec| super::prefix::parse(spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let agents = agents::Agents::new(config);
+        // The trust store is read only when a source needs it (an unusable one is then
+        // a configuration error); a redirect from an http source to https is verified
+        // against the Mozilla roots, as ureq does.
+        let tls = if specs.iter().any(|s| s.url.starts_with("https://")) {
+            agents.trusted().map_err(Error::Config)?
         } else {
             tls::mozilla()
         };
-        let mut agents = Vec::new();
-        for proxy in &proxies {
-            let proxy = match proxy {
-                Some(p) => Some(http_proxy(p)?),
-                None => None,
-            };
-            agents.push(transport::agent(
-                agent_config(config, proxy),
-                agent_config(config, None),
-                tls.clone(),
-            ));
+        let mut sources = Vec::new();
+        for super::prefix::SourceSpec { prefix, url } in specs {
+            let proxy = config.proxy.proxy_for(&url).map(str::to_owned);
+            let agent = agents.get(proxy.as_deref(), &tls)?;
+            let url = url.trim_end_matches('/').to_owned();
+            let source = Source::new(url, prefix, proxy, Some(agent), PEER_UNKNOWN);
+            sources.push(Arc::new(source));
         }
         Ok(Upstream {
             agents,
             broken: Mutex::new(HashMap::new()),
             name: OnceLock::new(),
             bad: Mutex::new(HashMap::new()),
-            origins: origins::Origins::new(config, sources.len()),
+            origins: origins::Origins::new(&config.proxy, sources.len()),
             sources,
         })
     }
@@ -770,17 +754,29 @@ impl Upstream {
         }))
     }
 
-    /// Source (or origin) `i` and the agent that reaches it.
+    /// Source (or origin) `i` and the agent that reaches it (for an origin asked for
+    /// the first time, the agent of its proxy, built now if no source or origin used
+    /// it yet).
     fn reach(&self, i: usize, source_path: &str) -> Result<(Arc<Source>, ureq::Agent), Attempt> {
-        if i < self.sources.len() {
-            let source = self.sources[i].clone();
-            let agent = self.agents[source.agent].clone();
-            return Ok((source, agent));
-        }
-        self.origins.with_agent(i).map_err(|failure| Attempt {
+        let fail = |failure| Attempt {
             url: self.url_of(i, source_path).unwrap_or_default(),
             failure,
-        })
+        };
+        let source = self
+            .source(i)
+            .ok_or_else(|| fail(Failure::Connect("no such origin".into())))?;
+        if let Some(agent) = source.agent.get() {
+            let agent = agent.clone();
+            return Ok((source, agent));
+        }
+        // An origin is verified against the trust store whatever the sources are.
+        let tls = self.agents.trusted().map_err(|e| fail(Failure::Tls(e)))?;
+        let agent = self
+            .agents
+            .get(source.proxy(), &tls)
+            .map_err(|e| fail(Failure::Connect(e.to_string())))?;
+        let agent = source.agent.get_or_init(|| agent).clone();
+        Ok((source, agent))
     }
 
     fn send(
@@ -897,40 +893,6 @@ fn no_copy(failure: &Failure) -> bool {
     )
 }
 
-/// The agent settings for `config`, through `proxy`.
-fn agent_config(config: &UpstreamConfig, proxy: Option<ureq::Proxy>) -> ureq::config::Config {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(5)
-        .user_agent(config.user_agent.as_str())
-        .accept_encoding("identity")
-        .proxy(proxy)
-        .timeout_connect(Some(config.connect_timeout))
-        .timeout_recv_response(Some(config.read_timeout))
-        .timeout_per_read(Some(config.read_timeout))
-        .max_idle_connections_per_host(8)
-        // Requests are a few hundred bytes; bodies stream through the tee's buffer.
-        .output_buffer_size(16 * 1024)
-        .input_buffer_size(64 * 1024)
-        .build()
-}
-
-/// A proxy ureq can be given: `http://` or `https://` (an HTTP proxy, reached in
-/// clear text or over TLS). SOCKS needs a ureq feature this build leaves out.
-fn http_proxy(url: &str) -> Result<ureq::Proxy, Error> {
-    let bad = |reason: String| Error::BadProxy {
-        proxy: url.to_owned(),
-        reason,
-    };
-    let proxy = ureq::Proxy::new(url).map_err(|e| bad(e.to_string().to_lowercase()))?;
-    match proxy.protocol() {
-        ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https => Ok(proxy),
-        _ => Err(bad(
-            "SOCKS proxies are not supported; use an HTTP proxy (http://host:port)".into(),
-        )),
-    }
-}
-
 /// The body reader, counting bytes for the source's statistics.
 struct Counted<R> {
     inner: R,
@@ -989,17 +951,6 @@ mod tests {
     }
 
     #[test]
-    fn only_http_proxies_are_accepted() {
-        assert!(http_proxy("http://p:3128").is_ok());
-        assert!(http_proxy("https://user:pw@p").is_ok());
-        let e = http_proxy("socks5://p:1080").unwrap_err().to_string();
-        assert!(
-            e.starts_with("socks5://p:1080: SOCKS proxies are not supported"),
-            "{e}"
-        );
-    }
-
-    #[test]
     fn content_ranges() {
         assert_eq!(parse_content_range("bytes 5-9/10"), Some((5, Some(10))));
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
@@ -1010,19 +961,7 @@ mod tests {
 
     #[test]
     fn unreachable_sources_cool_down() {
-        let s = Source {
-            url: "http://a".into(),
-            prefix: None,
-            proxy: None,
-            agent: 0,
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            verified: AtomicU64::new(0),
-            mismatches: AtomicU64::new(0),
-            health: Mutex::new(Health::default()),
-            peer: AtomicU8::new(PEER_UNKNOWN),
-        };
+        let s = Source::new("http://a".into(), None, None, None, PEER_UNKNOWN);
         assert!(s.may_be_cache(), "unknown until it answers");
         s.saw_via(["1.1 varnish (Varnish/6.0)"]);
         assert!(!s.may_be_cache());
