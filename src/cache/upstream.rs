@@ -517,27 +517,8 @@ impl Upstream {
             let Some(Some(source_path)) = ask.paths.get(i) else {
                 continue;
             };
-            let source = &self.sources[i];
-            if answered && source.is_down() {
-                attempts.push(Attempt {
-                    url: format!("{}{}", source.url, path::encode(source_path)),
-                    failure: Failure::CoolingDown(source.last_error()),
-                });
-                continue;
-            }
-            if self.is_bad(i, source_path, ask) {
-                attempts.push(Attempt {
-                    url: format!("{}{}", source.url, path::encode(source_path)),
-                    failure: Failure::BadCopy,
-                });
-                continue;
-            }
-            match self.fetch_from(i, source_path, ask) {
-                Ok(reply) => return Ok(reply),
-                Err(attempt) => {
-                    answered |= !attempt.failure.is_transport();
-                    attempts.push(attempt);
-                }
+            if let Some(reply) = self.try_one(i, source_path, ask, &mut answered, &mut attempts) {
+                return Ok(reply);
             }
         }
         if !ask.fallback.is_empty()
@@ -567,39 +548,54 @@ impl Upstream {
         targets.sort_by_key(|(i, _)| self.source(*i).is_some_and(|s| s.is_down()));
         let mut answered = false;
         for (i, rest) in targets {
-            let Some(origin) = self.source(i) else {
+            let Some(reply) = self.try_one(i, &rest, ask, &mut answered, attempts) else {
                 continue;
             };
-            let url = format!("{}{rest}", origin.url);
-            if answered && origin.is_down() {
-                attempts.push(Attempt {
-                    url,
-                    failure: Failure::CoolingDown(origin.last_error()),
-                });
-                continue;
+            if !ask.head {
+                self.origins.fetches.fetch_add(1, Ordering::Relaxed);
+                let url = self.url_of(i, &rest).unwrap_or_default();
+                info!("{path}: no source has it; fetching {url}");
             }
-            if self.is_bad(i, &rest, ask) {
-                attempts.push(Attempt {
-                    url,
-                    failure: Failure::BadCopy,
-                });
-                continue;
-            }
-            match self.fetch_from(i, &rest, ask) {
-                Ok(reply) => {
-                    if !ask.head {
-                        self.origins.fetches.fetch_add(1, Ordering::Relaxed);
-                        info!("{path}: no source has it; fetching {url}");
-                    }
-                    return Some(reply);
-                }
-                Err(attempt) => {
-                    answered |= !attempt.failure.is_transport();
-                    attempts.push(attempt);
-                }
-            }
+            return Some(reply);
         }
         None
+    }
+
+    /// One step of [`Upstream::fetch`] (and of its fallback): asks source or origin `i`
+    /// for `source_path`, unless it is cooling down and another one in this round
+    /// `answered` already, or it sent a wrong copy recently. A failure, or the reason
+    /// it was skipped, goes to `attempts`; `answered` notes a source that was reached.
+    fn try_one(
+        &self,
+        i: usize,
+        source_path: &str,
+        ask: &Ask,
+        answered: &mut bool,
+        attempts: &mut Vec<Attempt>,
+    ) -> Option<Reply> {
+        let source = self.source(i)?;
+        let skipped = if *answered && source.is_down() {
+            Some(Failure::CoolingDown(source.last_error()))
+        } else if self.is_bad(i, source_path, ask) {
+            Some(Failure::BadCopy)
+        } else {
+            None
+        };
+        if let Some(failure) = skipped {
+            attempts.push(Attempt {
+                url: self.url_of(i, source_path).unwrap_or_default(),
+                failure,
+            });
+            return None;
+        }
+        match self.fetch_from(i, source_path, ask) {
+            Ok(reply) => Some(reply),
+            Err(attempt) => {
+                *answered |= !attempt.failure.is_transport();
+                attempts.push(attempt);
+                None
+            }
+        }
     }
 
     /// Whether source `i` sent a copy of `source_path` that failed the check `ask`
