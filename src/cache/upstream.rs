@@ -290,7 +290,7 @@ impl Source {
             prefix: self.prefix.clone(),
             last_error: h.last_error.clone(),
             last_latency: h.last_latency,
-            down: h.down_until.is_some_and(|t| t > Instant::now()),
+            down: h.is_down(),
         }
     }
 
@@ -310,9 +310,7 @@ impl Source {
     }
 
     fn is_down(&self) -> bool {
-        lock(&self.health)
-            .down_until
-            .is_some_and(|t| t > Instant::now())
+        lock(&self.health).is_down()
     }
 
     /// The last failure, for saying why a cooling source was not asked.
@@ -350,42 +348,55 @@ impl Source {
         if matches!(failure, Failure::WrongSize { .. }) {
             // It works; its copy of this one file is wrong.
             self.mismatches.fetch_add(1, Ordering::Relaxed);
-            lock(&self.health).last_error = Some((failure.to_string(), SystemTime::now()));
+            lock(&self.health).note(failure.to_string());
             return self.answered(None);
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut h = lock(&self.health);
-        h.last_error = Some((failure.to_string(), SystemTime::now()));
+        h.note(failure.to_string());
         if failure.is_transport() {
             h.cool_down();
         }
-        if !h.failing {
-            h.failing = true;
-            warn!("source {} cannot be used: {failure}", self.url);
-        }
+        h.unusable(&self.url, failure);
     }
 
     /// A body from it broke: after a few in a row it cools down.
     fn body_broke(&self, failure: &Failure) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut h = lock(&self.health);
-        h.last_error = Some((failure.to_string(), SystemTime::now()));
+        h.note(failure.to_string());
         h.broken_bodies += 1;
         if h.broken_bodies >= BROKEN_BODIES_TO_COOL {
             h.broken_bodies = 0;
             h.cool_down();
-            if !h.failing {
-                h.failing = true;
-                warn!(
-                    "source {} cannot be used: its downloads keep breaking ({failure})",
-                    self.url
-                );
-            }
+            h.unusable(
+                &self.url,
+                format_args!("its downloads keep breaking ({failure})"),
+            );
         }
     }
 }
 
 impl Health {
+    /// Whether it is tried last now, because it could not be reached.
+    fn is_down(&self) -> bool {
+        self.down_until.is_some_and(|t| t > Instant::now())
+    }
+
+    /// Records `why` as the last failure, now.
+    fn note(&mut self, why: String) {
+        self.last_error = Some((why, SystemTime::now()));
+    }
+
+    /// Warns that the source at `url` cannot be used (`why`), unless it was said
+    /// already and no success followed.
+    fn unusable(&mut self, url: &str, why: impl std::fmt::Display) {
+        if !self.failing {
+            self.failing = true;
+            warn!("source {url} cannot be used: {why}");
+        }
+    }
+
     /// Tried last for a while: 5 s, doubling with every strike up to 5 min.
     fn cool_down(&mut self) {
         let secs = (5u64 << self.strikes.min(6)).min(300);
@@ -617,15 +628,13 @@ impl Upstream {
             return;
         };
         source.mismatches.fetch_add(1, Ordering::Relaxed);
-        lock(&source.health).last_error = Some((why.to_owned(), SystemTime::now()));
-        let mut bad = lock(&self.bad);
-        if bad.len() >= BROKEN_PATHS_MAX {
-            bad.retain(|_, (t, _)| t.elapsed() < BAD_COPY_FOR);
-            if bad.len() >= BROKEN_PATHS_MAX {
-                bad.clear();
-            }
-        }
-        bad.insert((i, source_path.to_owned()), (Instant::now(), expect_id));
+        lock(&source.health).note(why.to_owned());
+        remember(
+            &mut lock(&self.bad),
+            (i, source_path.to_owned()),
+            (Instant::now(), expect_id),
+            |(at, _)| at.elapsed() < BAD_COPY_FOR,
+        );
     }
 
     /// A download from source `i` matched what the file must be.
@@ -657,14 +666,12 @@ impl Upstream {
             return;
         };
         source.body_broke(failure);
-        let mut broken = lock(&self.broken);
-        if broken.len() >= BROKEN_PATHS_MAX {
-            broken.retain(|_, t| t.elapsed() < BROKEN_PATH_FOR);
-            if broken.len() >= BROKEN_PATHS_MAX {
-                broken.clear();
-            }
-        }
-        broken.insert((i, source_path.to_owned()), Instant::now());
+        remember(
+            &mut lock(&self.broken),
+            (i, source_path.to_owned()),
+            Instant::now(),
+            |at| at.elapsed() < BROKEN_PATH_FOR,
+        );
     }
 
     /// A whole body arrived from source `i` for `source_path`.
@@ -916,6 +923,24 @@ fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
     (end >= start && total.is_none_or(|t| end < t)).then_some((start, total))
 }
 
+/// Inserts `key` into `map`, which holds at most [`BROKEN_PATHS_MAX`] entries: when it
+/// is full, the entries `current` no longer holds for go, and if that is not enough,
+/// all of them.
+fn remember<V>(
+    map: &mut HashMap<(usize, String), V>,
+    key: (usize, String),
+    value: V,
+    current: impl Fn(&V) -> bool,
+) {
+    if map.len() >= BROKEN_PATHS_MAX {
+        map.retain(|_, v| current(v));
+        if map.len() >= BROKEN_PATHS_MAX {
+            map.clear();
+        }
+    }
+    map.insert(key, value);
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -953,6 +978,25 @@ mod tests {
         assert_eq!(parse_content_range("bytes 5-10/10"), None);
         assert_eq!(parse_content_range("bytes 9-5/10"), None);
         assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn remembered_paths_are_capped() {
+        let mut map = HashMap::new();
+        let current = |v: &bool| *v;
+        for n in 0..BROKEN_PATHS_MAX {
+            remember(&mut map, (0, n.to_string()), n % 2 == 0, current);
+        }
+        assert_eq!(map.len(), BROKEN_PATHS_MAX);
+        remember(&mut map, (1, "a".into()), true, current);
+        assert_eq!(map.len(), BROKEN_PATHS_MAX / 2 + 1, "the stale half went");
+        let mut n = 0;
+        while map.len() < BROKEN_PATHS_MAX {
+            remember(&mut map, (2, n.to_string()), true, current);
+            n += 1;
+        }
+        remember(&mut map, (3, "b".into()), true, current);
+        assert_eq!(map.len(), 1, "none stale: all went");
     }
 
     #[test]
