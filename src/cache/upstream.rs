@@ -159,6 +159,13 @@ impl std::fmt::Debug for Fetched {
     }
 }
 
+/// This instance's name in `Via`, and its entry.
+#[derive(Debug)]
+struct Name {
+    name: String,
+    entry: String,
+}
+
 /// What a conditional or plain request came back with.
 #[derive(Debug)]
 pub enum Reply {
@@ -413,8 +420,9 @@ pub struct Upstream {
     sources: Vec<Arc<Source>>,
     /// (source, path) → when its body broke: that source is asked last for that path.
     broken: Mutex<HashMap<(usize, String), Instant>>,
-    /// This instance's name in `Via` (see [`Upstream::set_name`]).
-    name: OnceLock<String>,
+    /// This instance's name in `Via` and its entry, formatted once (see
+    /// [`Upstream::set_name`]).
+    name: OnceLock<Name>,
     /// (source, path) → when it sent a copy failing the check with this id: that
     /// source is not asked for that path (while the expectation is the same).
     bad: Mutex<HashMap<(usize, String), (Instant, u64)>>,
@@ -462,12 +470,22 @@ impl Upstream {
     /// for the mirror, of every response); the first name set stays. Until a name is
     /// set, requests pass on the client's entries without one of ours.
     pub fn set_name(&self, name: &str) {
-        let _ = self.name.set(name.to_owned());
+        let _ = self.name.get_or_init(|| Name {
+            entry: via::entry_for(name),
+            name: name.to_owned(),
+        });
     }
 
     /// This instance's name in `Via`, once set.
     pub fn name(&self) -> Option<&str> {
-        self.name.get().map(String::as_str)
+        self.name.get().map(|n| n.name.as_str())
+    }
+
+    /// This instance's own `Via` entry (`1.1 NAME (package-cache/VERSION)`, see
+    /// [`via::entry_for`]), once a name is set: formatted once, for every request and
+    /// response.
+    pub fn via_entry(&self) -> Option<&str> {
+        self.name.get().map(|n| n.entry.as_str())
     }
 
     /// Whether asking for `paths` may reach another package-cache: a source with a path
@@ -803,10 +821,9 @@ impl Upstream {
         if let Some(from) = ask.from {
             req = req.header("Range", format!("bytes={from}-"));
         }
-        let ours = self.name().map(via::entry_for);
-        let chain = match (ask.via.as_deref(), ours) {
+        let chain = match (ask.via.as_deref(), self.via_entry()) {
             (Some(theirs), Some(ours)) => Some(format!("{theirs}, {ours}")),
-            (theirs, ours) => ours.or_else(|| theirs.map(str::to_owned)),
+            (theirs, ours) => ours.or(theirs).map(str::to_owned),
         };
         if let Some(chain) = chain {
             req = req.header("Via", chain);
@@ -978,6 +995,24 @@ mod tests {
         assert_eq!(parse_content_range("bytes 5-10/10"), None);
         assert_eq!(parse_content_range("bytes 9-5/10"), None);
         assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn the_via_entry_is_that_of_the_first_name() {
+        let upstream = Upstream::new(&UpstreamConfig {
+            sources: vec!["http://a".into()],
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            user_agent: "t".into(),
+            proxy: ProxyRules::default(),
+            trust: TrustStore::default(),
+        })
+        .unwrap();
+        assert_eq!((upstream.name(), upstream.via_entry()), (None, None));
+        upstream.set_name("c:1");
+        upstream.set_name("d:2");
+        assert_eq!(upstream.name(), Some("c:1"));
+        assert_eq!(upstream.via_entry(), Some(via::entry_for("c:1").as_str()));
     }
 
     #[test]
