@@ -52,7 +52,8 @@ impl Failure {
     }
 
     /// Classifies an error from ureq (also when it arrives wrapped in an `io::Error`
-    /// from a body read).
+    /// from a body read). A status is never one: the agents are built with
+    /// `http_status_as_error(false)`.
     pub fn from_ureq(e: ureq::Error) -> Failure {
         match e {
             ureq::Error::Timeout(_) => Failure::Timeout,
@@ -63,13 +64,12 @@ impl Failure {
             ureq::Error::Pem(e) => Failure::Tls(e.to_string()),
             ureq::Error::ConnectionFailed => Failure::Connect("connection failed".into()),
             ureq::Error::TooManyRedirects => Failure::Protocol("too many redirects".into()),
-            ureq::Error::StatusCode(code) => Failure::Status(code),
             other => Failure::Protocol(other.to_string()),
         }
     }
 
     /// Classifies an I/O error from a socket.
-    pub fn from_io(e: &io::Error) -> Failure {
+    fn from_io(e: &io::Error) -> Failure {
         match e.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout,
             io::ErrorKind::ConnectionRefused => Failure::Connect("connection refused".into()),

@@ -64,11 +64,10 @@ impl<In: Transport> Connector<In> for ForwardProxy {
         let Some(proxy) = details.config.proxy() else {
             return Ok(None);
         };
+        // Our proxies are made by `ureq::Proxy::new`, which reads no `NO_PROXY` (sources
+        // that go direct get an agent without a proxy: see `super::proxy`).
         let http_proxy = matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https);
-        if !http_proxy
-            || details.uri.scheme() != Some(&Scheme::HTTP)
-            || proxy.is_no_proxy(details.uri)
-        {
+        if !http_proxy || details.uri.scheme() != Some(&Scheme::HTTP) {
             return Ok(None);
         }
         let origin = origin(details.uri)

@@ -675,12 +675,6 @@ impl Watch {
             Err(e) => Err(e),
         }
     }
-
-    /// Whether the leader still holds its lock, or may: [`Watch::leader`] is not
-    /// [`Leader::Gone`].
-    pub fn leader_alive(&self) -> bool {
-        !matches!(self.leader(), Leader::Gone)
-    }
 }
 
 fn is_contended(e: &io::Error) -> bool {
@@ -801,11 +795,11 @@ mod tests {
         let Claim::Busy(watch) = store.claim(&key).unwrap() else {
             panic!("not busy")
         };
-        assert!(watch.leader_alive());
+        assert!(matches!(watch.leader(), Leader::Holding));
         assert_eq!(watch.meta().and_then(|m| m.len), Some(5));
         let t = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         lease.commit(&part, Some(t)).unwrap();
-        assert!(!watch.leader_alive());
+        assert!(matches!(watch.leader(), Leader::Gone));
         let entry = store.lookup(&key).unwrap().unwrap();
         assert_eq!((entry.len, entry.modified), (5, t));
         let names: Vec<_> = fs::read_dir(store.root().join("d"))

@@ -43,7 +43,6 @@ use ureq::ResponseExt;
 mod agents;
 mod origins;
 
-pub use super::prefix::check_source;
 use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::tls::TrustStore;
@@ -109,16 +108,6 @@ impl Ask {
     /// Whether this is a conditional request (a 304 is a valid answer).
     pub fn is_conditional(&self) -> bool {
         self.if_modified_since.is_some() || self.etags.iter().any(Option::is_some)
-    }
-}
-
-impl Ask {
-    /// A `GET` of the same `path` from every one of `n` sources.
-    pub fn get(path: &str, n: usize) -> Ask {
-        Ask {
-            paths: vec![Some(path.to_owned()); n],
-            ..Ask::default()
-        }
     }
 }
 
@@ -965,28 +954,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn source_urls() {
-        for ok in [
-            "http://a",
-            "https://distfiles.gentoo.org",
-            "http://[::1]:8080/mirror/",
-        ] {
-            assert!(check_source(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "ftp://a",
-            "distfiles.gentoo.org",
-            "http://",
-            "http:///x",
-            "http://a/?q",
-            "http://a b",
-        ] {
-            let e = check_source(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("{bad}: ")), "{e}");
-        }
-    }
 
     #[test]
     fn content_ranges() {

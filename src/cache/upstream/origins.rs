@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use log::debug;
 
-use super::{ProxyRules, Source, check_source, lock};
+use super::{ProxyRules, Source, lock};
+use crate::cache::prefix::check_source;
 
 /// The most origins remembered; URLs of further hosts are not asked.
 const MAX_ORIGINS: usize = 4096;
