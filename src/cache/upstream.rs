@@ -654,16 +654,19 @@ impl Upstream {
     /// The order to ask the sources in for `ask` (see [`Upstream::fetch`]).
     fn order(&self, ask: &Ask) -> Vec<usize> {
         let broken = lock(&self.broken);
-        let rank = |i: usize| {
-            let path = ask.paths.get(i).cloned().flatten().unwrap_or_default();
-            let broke = broken
-                .get(&(i, path))
-                .is_some_and(|t| t.elapsed() < BROKEN_PATH_FOR);
-            (self.sources[i].is_down(), broke)
+        let broke = |i: usize| match ask.paths.get(i) {
+            Some(Some(path)) if !broken.is_empty() => broken
+                .get(&(i, path.clone()))
+                .is_some_and(|t| t.elapsed() < BROKEN_PATH_FOR),
+            _ => false,
         };
-        let mut order: Vec<usize> = (0..self.sources.len()).collect();
-        order.sort_by_key(|&i| rank(i));
-        order
+        // Each source ranked once; the sort is stable, so the configured order stays
+        // among equals.
+        let mut ranked: Vec<((bool, bool), usize)> = (0..self.sources.len())
+            .map(|i| ((self.sources[i].is_down(), broke(i)), i))
+            .collect();
+        ranked.sort_by_key(|&(rank, _)| rank);
+        ranked.into_iter().map(|(_, i)| i).collect()
     }
 
     /// The body source `i` was sending for `source_path` broke: that source is asked
@@ -964,17 +967,35 @@ mod tests {
         assert_eq!(parse_content_range("items 1-2/3"), None);
     }
 
-    #[test]
-    fn the_via_entry_is_that_of_the_first_name() {
-        let upstream = Upstream::new(&UpstreamConfig {
-            sources: vec!["http://a".into()],
+    fn upstream(sources: &[&str]) -> Upstream {
+        Upstream::new(&UpstreamConfig {
+            sources: sources.iter().map(|s| s.to_string()).collect(),
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             user_agent: "t".into(),
             proxy: ProxyRules::default(),
             trust: TrustStore::default(),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn sources_that_broke_or_are_down_are_asked_last() {
+        let upstream = upstream(&["http://a", "http://b", "http://c"]);
+        let ask = |paths: [&str; 3]| Ask {
+            paths: paths.iter().map(|p| Some(p.to_string())).collect(),
+            ..Ask::default()
+        };
+        assert_eq!(upstream.order(&ask(["/x", "/x", "/x"])), [0, 1, 2]);
+        upstream.sources[0].failed(&Failure::Timeout);
+        upstream.body_broke(1, "/x", &Failure::Protocol("body ended early".into()));
+        assert_eq!(upstream.order(&ask(["/x", "/x", "/x"])), [2, 1, 0]);
+        assert_eq!(upstream.order(&ask(["/x", "/y", "/x"])), [1, 2, 0]);
+    }
+
+    #[test]
+    fn the_via_entry_is_that_of_the_first_name() {
+        let upstream = upstream(&["http://a"]);
         assert_eq!((upstream.name(), upstream.via_entry()), (None, None));
         upstream.set_name("c:1");
         upstream.set_name("d:2");
