@@ -10,7 +10,7 @@
 //! the leader runs a syncer beside the tee: every [`SyncPeriod`] it `fdatasync`s the
 //! part file and then records the length that was durable before the call in the lock
 //! file (`synced N N`, [`Lease::publish_synced`]). Followers in other processes relay
-//! only up to that length ([`super::store::Watch::synced`]); the complete file is the
+//! only up to that length ([`super::store::Polled::synced`]); the complete file is the
 //! one renamed into place, after the leader's final fsync.
 //!
 //! The syncer runs on its own thread, so the copy never waits for the disk: a sync

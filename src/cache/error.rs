@@ -52,24 +52,24 @@ impl Failure {
     }
 
     /// Classifies an error from ureq (also when it arrives wrapped in an `io::Error`
-    /// from a body read).
+    /// from a body read). A status is never one: the agents are built with
+    /// `http_status_as_error(false)`.
     pub fn from_ureq(e: ureq::Error) -> Failure {
         match e {
             ureq::Error::Timeout(_) => Failure::Timeout,
             ureq::Error::HostNotFound => Failure::Dns,
             ureq::Error::Io(e) => Failure::from_io(&e),
-            ureq::Error::Tls(s) => Failure::Tls(tls_words(s)),
-            ureq::Error::Rustls(e) => Failure::Tls(tls_words(&e.to_string())),
+            ureq::Error::Tls(s) => Failure::Tls(s.to_owned()),
+            ureq::Error::Rustls(e) => Failure::Tls(tls_words(&e)),
             ureq::Error::Pem(e) => Failure::Tls(e.to_string()),
             ureq::Error::ConnectionFailed => Failure::Connect("connection failed".into()),
             ureq::Error::TooManyRedirects => Failure::Protocol("too many redirects".into()),
-            ureq::Error::StatusCode(code) => Failure::Status(code),
             other => Failure::Protocol(other.to_string()),
         }
     }
 
     /// Classifies an I/O error from a socket.
-    pub fn from_io(e: &io::Error) -> Failure {
+    fn from_io(e: &io::Error) -> Failure {
         match e.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout,
             io::ErrorKind::ConnectionRefused => Failure::Connect("connection refused".into()),
@@ -109,25 +109,39 @@ impl fmt::Display for Failure {
 }
 
 /// A TLS failure in plain words, keeping rustls's own term in brackets:
-/// `certificate not trusted (UnknownIssuer)`.
-fn tls_words(text: &str) -> String {
-    const WORDS: &[(&str, &str)] = &[
-        ("UnknownIssuer", "certificate not trusted"),
-        ("CaUsedAsEndEntity", "certificate not trusted"),
-        ("BadSignature", "certificate not trusted"),
-        ("NotValidForName", "certificate is for another host name"),
-        ("Expired", "certificate expired"),
-        ("NotValidYet", "certificate not valid yet"),
-        ("Revoked", "certificate revoked"),
-        (
-            "UnsupportedSignatureAlgorithm",
+/// `certificate not trusted (UnknownIssuer)`. A wrong name keeps rustls's text, which
+/// names the host asked for and those the certificate is for (`invalid peer
+/// certificate: certificate not valid for name "a"; certificate is only valid for …`),
+/// as does any error not listed here.
+fn tls_words(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = e else {
+        return e.to_string();
+    };
+    #[allow(deprecated)] // `UnsupportedSignatureAlgorithm`: rustls may still give it.
+    let (words, term) = match cert {
+        C::UnknownIssuer => ("certificate not trusted", "UnknownIssuer"),
+        C::BadSignature => ("certificate not trusted", "BadSignature"),
+        C::NotValidForName => ("certificate is for another host name", "NotValidForName"),
+        C::Expired | C::ExpiredContext { .. } => ("certificate expired", "Expired"),
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            ("certificate not valid yet", "NotValidYet")
+        }
+        C::Revoked => ("certificate revoked", "Revoked"),
+        C::UnsupportedSignatureAlgorithm
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => (
             "certificate signature algorithm not supported",
+            "UnsupportedSignatureAlgorithm",
         ),
-    ];
-    match WORDS.iter().find(|(term, _)| text.contains(term)) {
-        Some((term, words)) => format!("{words} ({term})"),
-        None => text.to_owned(),
-    }
+        // webpki's refusal of a CA certificate as a server's own, where the pinned
+        // verifier did not accept it (see `pinned`).
+        C::Other(_) if super::pinned::ca_used_as_end_entity(e) => {
+            ("certificate not trusted", "CaUsedAsEndEntity")
+        }
+        _ => return e.to_string(),
+    };
+    format!("{words} ({term})")
 }
 
 /// One source's answer, for error messages and the status page.
@@ -331,10 +345,51 @@ pub(crate) mod tests {
 
     #[test]
     fn tls_failures_in_plain_words() {
+        use rustls::CertificateError as C;
+        use std::time::Duration;
+        let cert = rustls::Error::InvalidCertificate;
         assert_eq!(
-            tls_words("invalid peer certificate: UnknownIssuer"),
+            tls_words(&cert(C::UnknownIssuer)),
             "certificate not trusted (UnknownIssuer)"
         );
-        assert_eq!(tls_words("handshake failure"), "handshake failure");
+        assert_eq!(
+            Failure::from_ureq(ureq::Error::Rustls(cert(C::UnknownIssuer))).to_string(),
+            "tls: certificate not trusted (UnknownIssuer)"
+        );
+        let time = rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(2));
+        let not_after = rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(1));
+        assert_eq!(
+            tls_words(&cert(C::ExpiredContext { time, not_after })),
+            "certificate expired (Expired)"
+        );
+        let not_before = rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(3));
+        assert_eq!(
+            tls_words(&cert(C::NotValidYetContext { time, not_before })),
+            "certificate not valid yet (NotValidYet)"
+        );
+        assert_eq!(
+            tls_words(&cert(C::NotValidForName)),
+            "certificate is for another host name (NotValidForName)"
+        );
+        let webpki = rustls::OtherError(std::sync::Arc::new(webpki::Error::CaUsedAsEndEntity));
+        assert_eq!(
+            tls_words(&cert(C::Other(webpki))),
+            "certificate not trusted (CaUsedAsEndEntity)"
+        );
+        // rustls's own words, naming what is wrong.
+        let name = C::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("a").unwrap(),
+            presented: vec!["DnsName(\"b\")".into()],
+        };
+        assert!(
+            tls_words(&cert(name))
+                .starts_with("invalid peer certificate: certificate not valid for name"),
+        );
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert_eq!(tls_words(&alert), alert.to_string());
+        assert_eq!(
+            Failure::from_ureq(ureq::Error::Tls("handshake failure")),
+            Failure::Tls("handshake failure".into())
+        );
     }
 }

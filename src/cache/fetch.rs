@@ -35,7 +35,7 @@ use super::durable::{self, Patience, SyncPeriod};
 use super::flight::{Flight, Flights, Origin, Phase, Ticket};
 use super::index::Index;
 use super::policy::Policy;
-use super::store::{Claim, Key, Leader, Lease, Meta, Store, Watch};
+use super::store::{Claim, Key, Leader, Lease, Meta, Polled, Store, Watch};
 use super::tee::{self, AbandonRule, CopyEnd};
 use super::upstream::{Ask, Fetched, Reply, Upstream};
 use super::verify::{self, Expect, StoredChecks};
@@ -587,11 +587,13 @@ impl Fetcher {
         flight.begin(meta.clone(), part.clone(), origin);
         let mut written = 0;
         loop {
-            let leader = watch.leader();
             // Only what the leader made durable: on a shared filesystem the part file's
             // size can run ahead of its data. The size still bounds it (a host that
             // sees the lock file before the part file's new length).
-            let durable = watch.synced();
+            let Polled {
+                leader,
+                synced: durable,
+            } = watch.poll();
             let mut progressed = false;
             if durable > written {
                 let size = watch.part_len(&part).unwrap_or(written);

@@ -64,11 +64,10 @@ impl<In: Transport> Connector<In> for ForwardProxy {
         let Some(proxy) = details.config.proxy() else {
             return Ok(None);
         };
+        // Our proxies are made by `ureq::Proxy::new`, which reads no `NO_PROXY` (sources
+        // that go direct get an agent without a proxy: see `super::proxy`).
         let http_proxy = matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https);
-        if !http_proxy
-            || details.uri.scheme() != Some(&Scheme::HTTP)
-            || proxy.is_no_proxy(details.uri)
-        {
+        if !http_proxy || details.uri.scheme() != Some(&Scheme::HTTP) {
             return Ok(None);
         }
         let origin = origin(details.uri)
@@ -296,24 +295,8 @@ fn head_end(seen: &[u8], input: &[u8]) -> Option<usize> {
 
 /// Standard base64 with padding (RFC 4648), for `Proxy-Authorization: Basic`.
 fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 #[cfg(test)]

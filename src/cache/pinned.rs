@@ -52,7 +52,7 @@ impl Pinned {
 }
 
 /// Whether webpki refused a certificate only for being a CA's.
-fn ca_used_as_end_entity(e: &rustls::Error) -> bool {
+pub(super) fn ca_used_as_end_entity(e: &rustls::Error) -> bool {
     match e {
         rustls::Error::InvalidCertificate(CertificateError::Other(other)) => matches!(
             other.0.downcast_ref::<webpki::Error>(),

@@ -128,6 +128,28 @@ mod tests {
     }
 
     #[test]
+    fn source_urls() {
+        for ok in [
+            "http://a",
+            "https://distfiles.gentoo.org",
+            "http://[::1]:8080/mirror/",
+        ] {
+            assert!(check_source(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://a",
+            "distfiles.gentoo.org",
+            "http://",
+            "http:///x",
+            "http://a/?q",
+            "http://a b",
+        ] {
+            let e = check_source(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{bad}: ")), "{e}");
+        }
+    }
+
+    #[test]
     fn bad_values_say_what_is_wrong() {
         for (spec, says) in [
             ("/de/../bian=http://a", "not a clean absolute path"),

@@ -230,7 +230,14 @@ impl Store {
                         synced_at: AtomicU64::new(0),
                     }));
                 }
-                Err(e) if is_contended(&e) => return Ok(Claim::Busy(Watch { paths, lock })),
+                Err(e) if is_contended(&e) => {
+                    let lock_id = lock.metadata().ok().map(|m| identity(&m));
+                    return Ok(Claim::Busy(Watch {
+                        paths,
+                        lock,
+                        lock_id,
+                    }));
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -505,7 +512,23 @@ impl Drop for Lease {
 pub struct Watch {
     paths: Paths,
     lock: File,
+    /// `lock`'s device and inode (they never change while it is open).
+    lock_id: Option<(u64, u64)>,
 }
+
+/// What one look at a download running elsewhere saw (see [`Watch::poll`]).
+#[derive(Debug)]
+pub struct Polled {
+    /// The leader's lock, as [`Watch::leader`] tells it.
+    pub leader: Leader,
+    /// The durable length the leader published ([`Lease::publish_synced`]): the bytes
+    /// a follower may relay. 0 until it published one (a leader of an older version
+    /// never does: its followers wait for the complete file). Read after the lock.
+    pub synced: u64,
+}
+
+/// The most of a lock file that is read: its metadata line and the lines after it.
+const LOCK_TEXT_MAX: usize = 4096;
 
 /// What a follower can tell about the leader of a download (see [`Watch::leader`]).
 #[derive(Debug)]
@@ -528,42 +551,78 @@ impl Watch {
 
     /// The metadata the leader published, once it has.
     pub fn meta(&self) -> Option<Meta> {
-        Meta::decode(&self.lock_text()?)
+        self.with_lock_text(Meta::decode).flatten()
     }
 
     /// Bytes the leader had stored when the disk refused the rest, if it said so (see
     /// [`Lease::publish_disk_failure`]).
     pub fn disk_failure(&self) -> Option<u64> {
-        let text = self.lock_text()?;
-        text.lines()
-            .skip(1)
-            .find_map(|l| l.strip_prefix("disk "))
-            .and_then(|n| n.trim().parse().ok())
+        self.with_lock_text(|text| {
+            text.lines()
+                .skip(1)
+                .find_map(|l| l.strip_prefix("disk "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .flatten()
     }
 
-    /// The durable length the leader published ([`Lease::publish_synced`]): the bytes
-    /// a follower may relay. 0 until it published one (a leader of an older version
-    /// never does: its followers wait for the complete file).
-    pub fn synced(&self) -> u64 {
-        self.lock_text().as_deref().map_or(0, parse_synced)
+    /// One look at the leader, as a follower polls it: the state of its lock (as
+    /// [`Watch::leader`]), then the durable length it published, with one open of
+    /// the lock file's path (which tells whether the path still names the file we
+    /// watch, and revalidates its text on NFS) and no allocation.
+    pub fn poll(&self) -> Polled {
+        let fresh = File::open(&self.paths.lock);
+        let named = match &fresh {
+            Ok(f) => self.is_lock(f),
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            // Opening says nothing: look at the path as `leader` does.
+            Err(_) => self.lock_named(),
+        };
+        let leader = if named {
+            self.lock_state()
+        } else {
+            Leader::Gone
+        };
+        let fresh = fresh.ok().filter(|_| named);
+        let mut buf = [0; LOCK_TEXT_MAX];
+        let synced = self
+            .lock_text(fresh.as_ref(), &mut buf)
+            .map_or(0, parse_synced);
+        Polled { leader, synced }
     }
 
-    /// The lock file's text (its first 4 KiB), read through a new descriptor while the
+    /// `f` applied to the lock file's text, read through a new descriptor while the
     /// path still names the file we watch: on NFS, opening revalidates the client's
     /// cache (close-to-open consistency), where a descriptor kept open may be served
     /// stale pages for as long as the attribute cache is trusted (3 to 60 s).
-    fn lock_text(&self) -> Option<String> {
+    fn with_lock_text<T>(&self, f: impl FnOnce(&str) -> T) -> Option<T> {
         let fresh = File::open(&self.paths.lock)
             .ok()
-            .filter(|f| same_inode(f, &self.lock));
-        let mut buf = vec![0u8; 4096];
-        let n = fresh
-            .as_ref()
-            .unwrap_or(&self.lock)
-            .read_at(&mut buf, 0)
-            .ok()?;
-        buf.truncate(n);
-        String::from_utf8(buf).ok()
+            .filter(|fresh| self.is_lock(fresh));
+        let mut buf = [0; LOCK_TEXT_MAX];
+        self.lock_text(fresh.as_ref(), &mut buf).map(f)
+    }
+
+    /// The lock file's text (its first [`LOCK_TEXT_MAX`] bytes) read into `buf`,
+    /// through `fresh` (a new descriptor of it) if there is one, else through ours.
+    fn lock_text<'b>(
+        &self,
+        fresh: Option<&File>,
+        buf: &'b mut [u8; LOCK_TEXT_MAX],
+    ) -> Option<&'b str> {
+        let n = fresh.unwrap_or(&self.lock).read_at(buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()
+    }
+
+    /// Whether `file` is the lock file we watch.
+    fn is_lock(&self, file: &File) -> bool {
+        file.metadata()
+            .is_ok_and(|m| Some(identity(&m)) == self.lock_id)
+    }
+
+    /// Whether the lock file's path still names the file we watch.
+    fn lock_named(&self) -> bool {
+        fs::metadata(&self.paths.lock).is_ok_and(|m| Some(identity(&m)) == self.lock_id)
     }
 
     /// The part file's length, read through a new descriptor (for the same reason as
@@ -589,9 +648,15 @@ impl Watch {
     /// client's lease expires). A lock file that is gone or replaced means the leader
     /// is done, whatever the lock says.
     pub fn leader(&self) -> Leader {
-        if !same_file(&self.lock, &self.paths.lock) {
+        if !self.lock_named() {
             return Leader::Gone;
         }
+        self.lock_state()
+    }
+
+    /// Whether the leader holds the lock on the file we watch, whatever its path names
+    /// now.
+    fn lock_state(&self) -> Leader {
         match fs2::FileExt::try_lock_shared(&self.lock) {
             Ok(()) => {
                 let _ = fs2::FileExt::unlock(&self.lock);
@@ -609,12 +674,6 @@ impl Watch {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    /// Whether the leader still holds its lock, or may: [`Watch::leader`] is not
-    /// [`Leader::Gone`].
-    pub fn leader_alive(&self) -> bool {
-        !matches!(self.leader(), Leader::Gone)
     }
 }
 
@@ -643,6 +702,11 @@ fn parse_synced(text: &str) -> u64 {
 }
 
 /// Whether two open files are the same file.
+/// A file's device and inode: what tells it from another.
+fn identity(m: &fs::Metadata) -> (u64, u64) {
+    (m.dev(), m.ino())
+}
+
 fn same_inode(a: &File, b: &File) -> bool {
     match (a.metadata(), b.metadata()) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
@@ -731,11 +795,11 @@ mod tests {
         let Claim::Busy(watch) = store.claim(&key).unwrap() else {
             panic!("not busy")
         };
-        assert!(watch.leader_alive());
+        assert!(matches!(watch.leader(), Leader::Holding));
         assert_eq!(watch.meta().and_then(|m| m.len), Some(5));
         let t = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         lease.commit(&part, Some(t)).unwrap();
-        assert!(!watch.leader_alive());
+        assert!(matches!(watch.leader(), Leader::Gone));
         let entry = store.lookup(&key).unwrap().unwrap();
         assert_eq!((entry.len, entry.modified), (5, t));
         let names: Vec<_> = fs::read_dir(store.root().join("d"))
@@ -764,17 +828,24 @@ mod tests {
         let Claim::Busy(watch) = store.claim(&key).unwrap() else {
             panic!("not busy")
         };
-        assert_eq!(watch.synced(), 0, "nothing durable yet");
+        assert_eq!(watch.poll().synced, 0, "nothing durable yet");
         lease.publish_synced(10).unwrap();
-        assert_eq!(watch.synced(), 10);
+        assert_eq!(watch.poll().synced, 10);
         lease.publish_synced(99).unwrap();
-        assert_eq!((watch.synced(), watch.meta()), (99, Some(meta)));
+        assert_eq!((watch.poll().synced, watch.meta()), (99, Some(meta)));
         assert_eq!(watch.disk_failure(), None);
         lease.publish_disk_failure(99).unwrap();
-        assert_eq!((watch.synced(), watch.disk_failure()), (99, Some(99)));
+        assert_eq!((watch.poll().synced, watch.disk_failure()), (99, Some(99)));
         assert!(matches!(watch.leader(), Leader::Holding));
+        assert!(matches!(watch.poll().leader, Leader::Holding));
         drop(lease);
         assert!(matches!(watch.leader(), Leader::Gone));
+        let polled = watch.poll();
+        assert!(matches!(polled.leader, Leader::Gone));
+        assert_eq!(
+            polled.synced, 99,
+            "read through our descriptor once the file is gone"
+        );
     }
 
     #[test]
@@ -810,6 +881,11 @@ mod tests {
         // NFS handle may pretend), but the lock file is no longer there.
         fs::remove_file(store.root().join("d/.file.bin.pc-lock")).unwrap();
         assert!(matches!(watch.leader(), Leader::Gone));
+        assert!(matches!(watch.poll().leader, Leader::Gone));
+        // A new lock file under the same name is another download's.
+        fs::write(store.root().join("d/.file.bin.pc-lock"), b"").unwrap();
+        assert!(matches!(watch.leader(), Leader::Gone));
+        assert!(matches!(watch.poll().leader, Leader::Gone));
         drop(lease);
     }
 

@@ -110,8 +110,9 @@ fn remaining(details: &ConnectionDetails) -> NextTimeout {
     timeout
 }
 
-/// A failed handshake: the certificate problem as rustls describes it (so the source's
-/// failure reads `tls: invalid peer certificate: UnknownIssuer`), else what broke.
+/// A failed handshake: the certificate problem as rustls describes it (classified by
+/// `Failure::from_ureq`: the source's failure reads `tls: certificate not trusted
+/// (UnknownIssuer)`), else what broke.
 fn handshake_error(e: std::io::Error) -> Error {
     match e
         .get_ref()

@@ -10,8 +10,8 @@
 //! ([`Ask::fallback`]: a distfile's own `SRC_URI`, say). Their hosts are *ad-hoc
 //! origins* (see `origins`): each scheme, host and port gets the health a source has
 //! (tried last while cooling down, counters for the status page) and is reached
-//! through the same agents' settings (timeouts, proxy rules, trust store). An origin is
-//! never chosen by a client: the URLs come from the application.
+//! through the same agents (see `agents`: timeouts, proxy rules, trust store). An
+//! origin is never chosen by a client: the URLs come from the application.
 //!
 //! When the file's expected length is known ([`Ask::expect_len`]), a source announcing
 //! another is skipped before any byte ([`Failure::WrongSize`]); a source whose copy
@@ -40,13 +40,13 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{debug, info, warn};
 use ureq::ResponseExt;
 
+mod agents;
 mod origins;
 
-pub use super::prefix::check_source;
 use super::proxy::ProxyRules;
 use super::store::Meta;
 use super::tls::TrustStore;
-use super::{Attempt, Error, Failure, tls, transport};
+use super::{Attempt, Error, Failure, tls};
 use crate::proto::{date, path, via};
 
 /// How to reach the sources.
@@ -111,16 +111,6 @@ impl Ask {
     }
 }
 
-impl Ask {
-    /// A `GET` of the same `path` from every one of `n` sources.
-    pub fn get(path: &str, n: usize) -> Ask {
-        Ask {
-            paths: vec![Some(path.to_owned()); n],
-            ..Ask::default()
-        }
-    }
-}
-
 /// A successful answer: headers received, body not yet read.
 pub struct Fetched {
     /// Which source answered: an index into [`Upstream::sources`], or beyond them an
@@ -158,6 +148,13 @@ impl std::fmt::Debug for Fetched {
     }
 }
 
+/// This instance's name in `Via`, and its entry.
+#[derive(Debug)]
+struct Name {
+    name: String,
+    entry: String,
+}
+
 /// What a conditional or plain request came back with.
 #[derive(Debug)]
 pub enum Reply {
@@ -178,8 +175,9 @@ pub struct Source {
     prefix: Option<String>,
     /// The proxy it is reached through.
     proxy: Option<String>,
-    /// Which of the upstream's agents talks to it (one per proxy).
-    agent: usize,
+    /// The agent that talks to it: a source's is set when the upstream is built, an
+    /// origin's when it is first asked.
+    agent: OnceLock<ureq::Agent>,
     /// Requests sent to it.
     pub requests: AtomicU64,
     /// Requests that failed (any reason but not-found).
@@ -240,20 +238,20 @@ pub struct SourceHealth {
 }
 
 impl Source {
-    /// A source with no history yet, reached through `proxy` by agent `agent`; `peer`
-    /// is what it is known to be ([`PEER_UNKNOWN`] until it answers).
+    /// A source with no history yet, reached through `proxy` (by `agent`, or one set
+    /// later); `peer` is what it is known to be ([`PEER_UNKNOWN`] until it answers).
     fn new(
         url: String,
         prefix: Option<String>,
         proxy: Option<String>,
-        agent: usize,
+        agent: Option<ureq::Agent>,
         peer: u8,
     ) -> Source {
         Source {
             url,
             prefix,
             proxy,
-            agent,
+            agent: agent.map(OnceLock::from).unwrap_or_default(),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -288,7 +286,7 @@ impl Source {
             prefix: self.prefix.clone(),
             last_error: h.last_error.clone(),
             last_latency: h.last_latency,
-            down: h.down_until.is_some_and(|t| t > Instant::now()),
+            down: h.is_down(),
         }
     }
 
@@ -308,9 +306,7 @@ impl Source {
     }
 
     fn is_down(&self) -> bool {
-        lock(&self.health)
-            .down_until
-            .is_some_and(|t| t > Instant::now())
+        lock(&self.health).is_down()
     }
 
     /// The last failure, for saying why a cooling source was not asked.
@@ -348,42 +344,55 @@ impl Source {
         if matches!(failure, Failure::WrongSize { .. }) {
             // It works; its copy of this one file is wrong.
             self.mismatches.fetch_add(1, Ordering::Relaxed);
-            lock(&self.health).last_error = Some((failure.to_string(), SystemTime::now()));
+            lock(&self.health).note(failure.to_string());
             return self.answered(None);
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut h = lock(&self.health);
-        h.last_error = Some((failure.to_string(), SystemTime::now()));
+        h.note(failure.to_string());
         if failure.is_transport() {
             h.cool_down();
         }
-        if !h.failing {
-            h.failing = true;
-            warn!("source {} cannot be used: {failure}", self.url);
-        }
+        h.unusable(&self.url, failure);
     }
 
     /// A body from it broke: after a few in a row it cools down.
     fn body_broke(&self, failure: &Failure) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut h = lock(&self.health);
-        h.last_error = Some((failure.to_string(), SystemTime::now()));
+        h.note(failure.to_string());
         h.broken_bodies += 1;
         if h.broken_bodies >= BROKEN_BODIES_TO_COOL {
             h.broken_bodies = 0;
             h.cool_down();
-            if !h.failing {
-                h.failing = true;
-                warn!(
-                    "source {} cannot be used: its downloads keep breaking ({failure})",
-                    self.url
-                );
-            }
+            h.unusable(
+                &self.url,
+                format_args!("its downloads keep breaking ({failure})"),
+            );
         }
     }
 }
 
 impl Health {
+    /// Whether it is tried last now, because it could not be reached.
+    fn is_down(&self) -> bool {
+        self.down_until.is_some_and(|t| t > Instant::now())
+    }
+
+    /// Records `why` as the last failure, now.
+    fn note(&mut self, why: String) {
+        self.last_error = Some((why, SystemTime::now()));
+    }
+
+    /// Warns that the source at `url` cannot be used (`why`), unless it was said
+    /// already and no success followed.
+    fn unusable(&mut self, url: &str, why: impl std::fmt::Display) {
+        if !self.failing {
+            self.failing = true;
+            warn!("source {url} cannot be used: {why}");
+        }
+    }
+
     /// Tried last for a while: 5 s, doubling with every strike up to 5 min.
     fn cool_down(&mut self) {
         let secs = (5u64 << self.strikes.min(6)).min(300);
@@ -395,12 +404,14 @@ impl Health {
 /// The sources and the agents that talk to them (one per distinct proxy).
 #[derive(Debug)]
 pub struct Upstream {
-    agents: Vec<ureq::Agent>,
+    /// The agents, shared by the sources and the origins.
+    agents: agents::Agents,
     sources: Vec<Arc<Source>>,
     /// (source, path) → when its body broke: that source is asked last for that path.
     broken: Mutex<HashMap<(usize, String), Instant>>,
-    /// This instance's name in `Via` (see [`Upstream::set_name`]).
-    name: OnceLock<String>,
+    /// This instance's name in `Via` and its entry, formatted once (see
+    /// [`Upstream::set_name`]).
+    name: OnceLock<Name>,
     /// (source, path) → when it sent a copy failing the check with this id: that
     /// source is not asked for that path (while the expectation is the same).
     bad: Mutex<HashMap<(usize, String), (Instant, u64)>>,
@@ -409,56 +420,37 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the agent. Fails on a source that is not an http(s) URL or an unusable
-    /// trust store.
+    /// Builds the sources' agents. Fails on a source that is not an http(s) URL, an
+    /// unusable proxy, or (when a source is https) an unusable trust store.
     pub fn new(config: &UpstreamConfig) -> Result<Upstream, Error> {
-        let mut sources = Vec::new();
-        let mut proxies: Vec<Option<String>> = Vec::new();
-        for spec in &config.sources {
-            let super::prefix::SourceSpec { prefix, url } = super::prefix::parse(spec)?;
-            let url = &url;
-            let proxy = config.proxy.proxy_for(url).map(str::to_owned);
-            let agent = match proxies.iter().position(|p| *p == proxy) {
-                Some(i) => i,
-                None => {
-                    proxies.push(proxy.clone());
-                    proxies.len() - 1
-                }
-            };
-            let url = url.trim_end_matches('/').to_owned();
-            sources.push(Arc::new(Source::new(
-                url,
-                prefix,
-                proxy,
-                agent,
-                PEER_UNKNOWN,
-            )));
-        }
-        // The trust store is read only when a source needs it; a redirect from an
-        // http source to https is verified against the Mozilla roots, as ureq does.
-        let tls = if sources.iter().any(|s| s.url.starts_with("https://")) {
-            tls::client_config(&config.trust)?
+        let specs = config
+            .sources
+            .iter()
+            .map(|spec| super::prefix::parse(spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let agents = agents::Agents::new(config);
+        // The trust store is read only when a source needs it (an unusable one is then
+        // a configuration error); a redirect from an http source to https is verified
+        // against the Mozilla roots, as ureq does.
+        let tls = if specs.iter().any(|s| s.url.starts_with("https://")) {
+            agents.trusted().map_err(Error::Config)?
         } else {
             tls::mozilla()
         };
-        let mut agents = Vec::new();
-        for proxy in &proxies {
-            let proxy = match proxy {
-                Some(p) => Some(http_proxy(p)?),
-                None => None,
-            };
-            agents.push(transport::agent(
-                agent_config(config, proxy),
-                agent_config(config, None),
-                tls.clone(),
-            ));
+        let mut sources = Vec::new();
+        for super::prefix::SourceSpec { prefix, url } in specs {
+            let proxy = config.proxy.proxy_for(&url).map(str::to_owned);
+            let agent = agents.get(proxy.as_deref(), &tls)?;
+            let url = url.trim_end_matches('/').to_owned();
+            let source = Source::new(url, prefix, proxy, Some(agent), PEER_UNKNOWN);
+            sources.push(Arc::new(source));
         }
         Ok(Upstream {
             agents,
             broken: Mutex::new(HashMap::new()),
             name: OnceLock::new(),
             bad: Mutex::new(HashMap::new()),
-            origins: origins::Origins::new(config, sources.len()),
+            origins: origins::Origins::new(&config.proxy, sources.len()),
             sources,
         })
     }
@@ -467,12 +459,22 @@ impl Upstream {
     /// for the mirror, of every response); the first name set stays. Until a name is
     /// set, requests pass on the client's entries without one of ours.
     pub fn set_name(&self, name: &str) {
-        let _ = self.name.set(name.to_owned());
+        let _ = self.name.get_or_init(|| Name {
+            entry: via::entry_for(name),
+            name: name.to_owned(),
+        });
     }
 
     /// This instance's name in `Via`, once set.
     pub fn name(&self) -> Option<&str> {
-        self.name.get().map(String::as_str)
+        self.name.get().map(|n| n.name.as_str())
+    }
+
+    /// This instance's own `Via` entry (`1.1 NAME (package-cache/VERSION)`, see
+    /// [`via::entry_for`]), once a name is set: formatted once, for every request and
+    /// response.
+    pub fn via_entry(&self) -> Option<&str> {
+        self.name.get().map(|n| n.entry.as_str())
     }
 
     /// Whether asking for `paths` may reach another package-cache: a source with a path
@@ -533,27 +535,8 @@ impl Upstream {
             let Some(Some(source_path)) = ask.paths.get(i) else {
                 continue;
             };
-            let source = &self.sources[i];
-            if answered && source.is_down() {
-                attempts.push(Attempt {
-                    url: format!("{}{}", source.url, path::encode(source_path)),
-                    failure: Failure::CoolingDown(source.last_error()),
-                });
-                continue;
-            }
-            if self.is_bad(i, source_path, ask) {
-                attempts.push(Attempt {
-                    url: format!("{}{}", source.url, path::encode(source_path)),
-                    failure: Failure::BadCopy,
-                });
-                continue;
-            }
-            match self.fetch_from(i, source_path, ask) {
-                Ok(reply) => return Ok(reply),
-                Err(attempt) => {
-                    answered |= !attempt.failure.is_transport();
-                    attempts.push(attempt);
-                }
+            if let Some(reply) = self.try_one(i, source_path, ask, &mut answered, &mut attempts) {
+                return Ok(reply);
             }
         }
         if !ask.fallback.is_empty()
@@ -583,39 +566,54 @@ impl Upstream {
         targets.sort_by_key(|(i, _)| self.source(*i).is_some_and(|s| s.is_down()));
         let mut answered = false;
         for (i, rest) in targets {
-            let Some(origin) = self.source(i) else {
+            let Some(reply) = self.try_one(i, &rest, ask, &mut answered, attempts) else {
                 continue;
             };
-            let url = format!("{}{rest}", origin.url);
-            if answered && origin.is_down() {
-                attempts.push(Attempt {
-                    url,
-                    failure: Failure::CoolingDown(origin.last_error()),
-                });
-                continue;
+            if !ask.head {
+                self.origins.fetches.fetch_add(1, Ordering::Relaxed);
+                let url = self.url_of(i, &rest).unwrap_or_default();
+                info!("{path}: no source has it; fetching {url}");
             }
-            if self.is_bad(i, &rest, ask) {
-                attempts.push(Attempt {
-                    url,
-                    failure: Failure::BadCopy,
-                });
-                continue;
-            }
-            match self.fetch_from(i, &rest, ask) {
-                Ok(reply) => {
-                    if !ask.head {
-                        self.origins.fetches.fetch_add(1, Ordering::Relaxed);
-                        info!("{path}: no source has it; fetching {url}");
-                    }
-                    return Some(reply);
-                }
-                Err(attempt) => {
-                    answered |= !attempt.failure.is_transport();
-                    attempts.push(attempt);
-                }
-            }
+            return Some(reply);
         }
         None
+    }
+
+    /// One step of [`Upstream::fetch`] (and of its fallback): asks source or origin `i`
+    /// for `source_path`, unless it is cooling down and another one in this round
+    /// `answered` already, or it sent a wrong copy recently. A failure, or the reason
+    /// it was skipped, goes to `attempts`; `answered` notes a source that was reached.
+    fn try_one(
+        &self,
+        i: usize,
+        source_path: &str,
+        ask: &Ask,
+        answered: &mut bool,
+        attempts: &mut Vec<Attempt>,
+    ) -> Option<Reply> {
+        let source = self.source(i)?;
+        let skipped = if *answered && source.is_down() {
+            Some(Failure::CoolingDown(source.last_error()))
+        } else if self.is_bad(i, source_path, ask) {
+            Some(Failure::BadCopy)
+        } else {
+            None
+        };
+        if let Some(failure) = skipped {
+            attempts.push(Attempt {
+                url: self.url_of(i, source_path).unwrap_or_default(),
+                failure,
+            });
+            return None;
+        }
+        match self.fetch_from(i, source_path, ask) {
+            Ok(reply) => Some(reply),
+            Err(attempt) => {
+                *answered |= !attempt.failure.is_transport();
+                attempts.push(attempt);
+                None
+            }
+        }
     }
 
     /// Whether source `i` sent a copy of `source_path` that failed the check `ask`
@@ -637,15 +635,13 @@ impl Upstream {
             return;
         };
         source.mismatches.fetch_add(1, Ordering::Relaxed);
-        lock(&source.health).last_error = Some((why.to_owned(), SystemTime::now()));
-        let mut bad = lock(&self.bad);
-        if bad.len() >= BROKEN_PATHS_MAX {
-            bad.retain(|_, (t, _)| t.elapsed() < BAD_COPY_FOR);
-            if bad.len() >= BROKEN_PATHS_MAX {
-                bad.clear();
-            }
-        }
-        bad.insert((i, source_path.to_owned()), (Instant::now(), expect_id));
+        lock(&source.health).note(why.to_owned());
+        remember(
+            &mut lock(&self.bad),
+            (i, source_path.to_owned()),
+            (Instant::now(), expect_id),
+            |(at, _)| at.elapsed() < BAD_COPY_FOR,
+        );
     }
 
     /// A download from source `i` matched what the file must be.
@@ -658,16 +654,19 @@ impl Upstream {
     /// The order to ask the sources in for `ask` (see [`Upstream::fetch`]).
     fn order(&self, ask: &Ask) -> Vec<usize> {
         let broken = lock(&self.broken);
-        let rank = |i: usize| {
-            let path = ask.paths.get(i).cloned().flatten().unwrap_or_default();
-            let broke = broken
-                .get(&(i, path))
-                .is_some_and(|t| t.elapsed() < BROKEN_PATH_FOR);
-            (self.sources[i].is_down(), broke)
+        let broke = |i: usize| match ask.paths.get(i) {
+            Some(Some(path)) if !broken.is_empty() => broken
+                .get(&(i, path.clone()))
+                .is_some_and(|t| t.elapsed() < BROKEN_PATH_FOR),
+            _ => false,
         };
-        let mut order: Vec<usize> = (0..self.sources.len()).collect();
-        order.sort_by_key(|&i| rank(i));
-        order
+        // Each source ranked once; the sort is stable, so the configured order stays
+        // among equals.
+        let mut ranked: Vec<((bool, bool), usize)> = (0..self.sources.len())
+            .map(|i| ((self.sources[i].is_down(), broke(i)), i))
+            .collect();
+        ranked.sort_by_key(|&(rank, _)| rank);
+        ranked.into_iter().map(|(_, i)| i).collect()
     }
 
     /// The body source `i` was sending for `source_path` broke: that source is asked
@@ -677,14 +676,12 @@ impl Upstream {
             return;
         };
         source.body_broke(failure);
-        let mut broken = lock(&self.broken);
-        if broken.len() >= BROKEN_PATHS_MAX {
-            broken.retain(|_, t| t.elapsed() < BROKEN_PATH_FOR);
-            if broken.len() >= BROKEN_PATHS_MAX {
-                broken.clear();
-            }
-        }
-        broken.insert((i, source_path.to_owned()), Instant::now());
+        remember(
+            &mut lock(&self.broken),
+            (i, source_path.to_owned()),
+            Instant::now(),
+            |at| at.elapsed() < BROKEN_PATH_FOR,
+        );
     }
 
     /// A whole body arrived from source `i` for `source_path`.
@@ -770,17 +767,29 @@ impl Upstream {
         }))
     }
 
-    /// Source (or origin) `i` and the agent that reaches it.
+    /// Source (or origin) `i` and the agent that reaches it (for an origin asked for
+    /// the first time, the agent of its proxy, built now if no source or origin used
+    /// it yet).
     fn reach(&self, i: usize, source_path: &str) -> Result<(Arc<Source>, ureq::Agent), Attempt> {
-        if i < self.sources.len() {
-            let source = self.sources[i].clone();
-            let agent = self.agents[source.agent].clone();
-            return Ok((source, agent));
-        }
-        self.origins.with_agent(i).map_err(|failure| Attempt {
+        let fail = |failure| Attempt {
             url: self.url_of(i, source_path).unwrap_or_default(),
             failure,
-        })
+        };
+        let source = self
+            .source(i)
+            .ok_or_else(|| fail(Failure::Connect("no such origin".into())))?;
+        if let Some(agent) = source.agent.get() {
+            let agent = agent.clone();
+            return Ok((source, agent));
+        }
+        // An origin is verified against the trust store whatever the sources are.
+        let tls = self.agents.trusted().map_err(|e| fail(Failure::Tls(e)))?;
+        let agent = self
+            .agents
+            .get(source.proxy(), &tls)
+            .map_err(|e| fail(Failure::Connect(e.to_string())))?;
+        let agent = source.agent.get_or_init(|| agent).clone();
+        Ok((source, agent))
     }
 
     fn send(
@@ -804,10 +813,9 @@ impl Upstream {
         if let Some(from) = ask.from {
             req = req.header("Range", format!("bytes={from}-"));
         }
-        let ours = self.name().map(via::entry_for);
-        let chain = match (ask.via.as_deref(), ours) {
+        let chain = match (ask.via.as_deref(), self.via_entry()) {
             (Some(theirs), Some(ours)) => Some(format!("{theirs}, {ours}")),
-            (theirs, ours) => ours.or_else(|| theirs.map(str::to_owned)),
+            (theirs, ours) => ours.or(theirs).map(str::to_owned),
         };
         if let Some(chain) = chain {
             req = req.header("Via", chain);
@@ -897,40 +905,6 @@ fn no_copy(failure: &Failure) -> bool {
     )
 }
 
-/// The agent settings for `config`, through `proxy`.
-fn agent_config(config: &UpstreamConfig, proxy: Option<ureq::Proxy>) -> ureq::config::Config {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(5)
-        .user_agent(config.user_agent.as_str())
-        .accept_encoding("identity")
-        .proxy(proxy)
-        .timeout_connect(Some(config.connect_timeout))
-        .timeout_recv_response(Some(config.read_timeout))
-        .timeout_per_read(Some(config.read_timeout))
-        .max_idle_connections_per_host(8)
-        // Requests are a few hundred bytes; bodies stream through the tee's buffer.
-        .output_buffer_size(16 * 1024)
-        .input_buffer_size(64 * 1024)
-        .build()
-}
-
-/// A proxy ureq can be given: `http://` or `https://` (an HTTP proxy, reached in
-/// clear text or over TLS). SOCKS needs a ureq feature this build leaves out.
-fn http_proxy(url: &str) -> Result<ureq::Proxy, Error> {
-    let bad = |reason: String| Error::BadProxy {
-        proxy: url.to_owned(),
-        reason,
-    };
-    let proxy = ureq::Proxy::new(url).map_err(|e| bad(e.to_string().to_lowercase()))?;
-    match proxy.protocol() {
-        ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https => Ok(proxy),
-        _ => Err(bad(
-            "SOCKS proxies are not supported; use an HTTP proxy (http://host:port)".into(),
-        )),
-    }
-}
-
 /// The body reader, counting bytes for the source's statistics.
 struct Counted<R> {
     inner: R,
@@ -958,6 +932,24 @@ fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
     (end >= start && total.is_none_or(|t| end < t)).then_some((start, total))
 }
 
+/// Inserts `key` into `map`, which holds at most [`BROKEN_PATHS_MAX`] entries: when it
+/// is full, the entries `current` no longer holds for go, and if that is not enough,
+/// all of them.
+fn remember<V>(
+    map: &mut HashMap<(usize, String), V>,
+    key: (usize, String),
+    value: V,
+    current: impl Fn(&V) -> bool,
+) {
+    if map.len() >= BROKEN_PATHS_MAX {
+        map.retain(|_, v| current(v));
+        if map.len() >= BROKEN_PATHS_MAX {
+            map.clear();
+        }
+    }
+    map.insert(key, value);
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -965,39 +957,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn source_urls() {
-        for ok in [
-            "http://a",
-            "https://distfiles.gentoo.org",
-            "http://[::1]:8080/mirror/",
-        ] {
-            assert!(check_source(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "ftp://a",
-            "distfiles.gentoo.org",
-            "http://",
-            "http:///x",
-            "http://a/?q",
-            "http://a b",
-        ] {
-            let e = check_source(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("{bad}: ")), "{e}");
-        }
-    }
-
-    #[test]
-    fn only_http_proxies_are_accepted() {
-        assert!(http_proxy("http://p:3128").is_ok());
-        assert!(http_proxy("https://user:pw@p").is_ok());
-        let e = http_proxy("socks5://p:1080").unwrap_err().to_string();
-        assert!(
-            e.starts_with("socks5://p:1080: SOCKS proxies are not supported"),
-            "{e}"
-        );
-    }
 
     #[test]
     fn content_ranges() {
@@ -1008,21 +967,64 @@ mod tests {
         assert_eq!(parse_content_range("items 1-2/3"), None);
     }
 
+    fn upstream(sources: &[&str]) -> Upstream {
+        Upstream::new(&UpstreamConfig {
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            user_agent: "t".into(),
+            proxy: ProxyRules::default(),
+            trust: TrustStore::default(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn sources_that_broke_or_are_down_are_asked_last() {
+        let upstream = upstream(&["http://a", "http://b", "http://c"]);
+        let ask = |paths: [&str; 3]| Ask {
+            paths: paths.iter().map(|p| Some(p.to_string())).collect(),
+            ..Ask::default()
+        };
+        assert_eq!(upstream.order(&ask(["/x", "/x", "/x"])), [0, 1, 2]);
+        upstream.sources[0].failed(&Failure::Timeout);
+        upstream.body_broke(1, "/x", &Failure::Protocol("body ended early".into()));
+        assert_eq!(upstream.order(&ask(["/x", "/x", "/x"])), [2, 1, 0]);
+        assert_eq!(upstream.order(&ask(["/x", "/y", "/x"])), [1, 2, 0]);
+    }
+
+    #[test]
+    fn the_via_entry_is_that_of_the_first_name() {
+        let upstream = upstream(&["http://a"]);
+        assert_eq!((upstream.name(), upstream.via_entry()), (None, None));
+        upstream.set_name("c:1");
+        upstream.set_name("d:2");
+        assert_eq!(upstream.name(), Some("c:1"));
+        assert_eq!(upstream.via_entry(), Some(via::entry_for("c:1").as_str()));
+    }
+
+    #[test]
+    fn remembered_paths_are_capped() {
+        let mut map = HashMap::new();
+        let current = |v: &bool| *v;
+        for n in 0..BROKEN_PATHS_MAX {
+            remember(&mut map, (0, n.to_string()), n % 2 == 0, current);
+        }
+        assert_eq!(map.len(), BROKEN_PATHS_MAX);
+        remember(&mut map, (1, "a".into()), true, current);
+        assert_eq!(map.len(), BROKEN_PATHS_MAX / 2 + 1, "the stale half went");
+        let mut n = 0;
+        while map.len() < BROKEN_PATHS_MAX {
+            remember(&mut map, (2, n.to_string()), true, current);
+            n += 1;
+        }
+        remember(&mut map, (3, "b".into()), true, current);
+        assert_eq!(map.len(), 1, "none stale: all went");
+    }
+
     #[test]
     fn unreachable_sources_cool_down() {
-        let s = Source {
-            url: "http://a".into(),
-            prefix: None,
-            proxy: None,
-            agent: 0,
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            verified: AtomicU64::new(0),
-            mismatches: AtomicU64::new(0),
-            health: Mutex::new(Health::default()),
-            peer: AtomicU8::new(PEER_UNKNOWN),
-        };
+        let s = Source::new("http://a".into(), None, None, None, PEER_UNKNOWN);
         assert!(s.may_be_cache(), "unknown until it answers");
         s.saw_via(["1.1 varnish (Varnish/6.0)"]);
         assert!(!s.may_be_cache());

@@ -5,33 +5,32 @@
 //! URLs is asked, numbered after the configured sources (so a download, a broken body
 //! or a wrong copy is recorded against it exactly as against a source), with the same
 //! health: a host that cannot be reached is tried last and skipped for a while, as a
-//! source is. Requests go through agents built with the sources' settings (timeouts,
-//! no decompression, the proxy rules for the origin's URL, the trust store), made when
-//! first needed, one per distinct proxy.
+//! source is. Requests go through the agent for the proxy the proxy rules give the
+//! origin's URL (see `agents`): a source's when one goes through the same proxy and is
+//! verified against the trust store too, else one built when first needed.
 //!
 //! The URL's path and query are sent as the application wrote them (they are already
 //! encoded in a repository's `SRC_URI`); a fragment is dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use log::debug;
-use rustls::ClientConfig;
 
-use super::{Failure, Source, UpstreamConfig, agent_config, check_source, http_proxy};
-use super::{lock, tls, transport};
+use super::{ProxyRules, Source, lock};
+use crate::cache::prefix::check_source;
 
 /// The most origins remembered; URLs of further hosts are not asked.
 const MAX_ORIGINS: usize = 4096;
 
 /// The origins asked so far.
 pub(super) struct Origins {
-    config: UpstreamConfig,
+    /// Which proxy each origin is reached through.
+    proxy: ProxyRules,
     /// The index of the first origin: the number of configured sources.
     first: usize,
     state: Mutex<State>,
-    tls: OnceLock<Result<Arc<ClientConfig>, String>>,
     /// Downloads an origin provided.
     pub(super) fetches: AtomicU64,
 }
@@ -40,8 +39,6 @@ pub(super) struct Origins {
 struct State {
     by_base: HashMap<String, usize>,
     list: Vec<Arc<Source>>,
-    /// (proxy, agent): one agent per distinct proxy, built when first needed.
-    agents: Vec<(Option<String>, ureq::Agent)>,
 }
 
 impl std::fmt::Debug for Origins {
@@ -54,12 +51,11 @@ impl std::fmt::Debug for Origins {
 
 impl Origins {
     /// No origin yet; the first will be numbered `first`.
-    pub(super) fn new(config: &UpstreamConfig, first: usize) -> Origins {
+    pub(super) fn new(proxy: &ProxyRules, first: usize) -> Origins {
         Origins {
-            config: config.clone(),
+            proxy: proxy.clone(),
             first,
             state: Mutex::new(State::default()),
-            tls: OnceLock::new(),
             fetches: AtomicU64::new(0),
         }
     }
@@ -89,41 +85,13 @@ impl Origins {
             return None;
         }
         let i = self.first + s.list.len();
-        let proxy = self.config.proxy.proxy_for(&base).map(str::to_owned);
+        let proxy = self.proxy.proxy_for(&base).map(str::to_owned);
         // A distfile's own host serves every path it is asked for, and is an origin,
-        // never another package-cache.
-        let origin = Source::new(base.clone(), None, proxy, usize::MAX, super::PEER_ORIGIN);
+        // never another package-cache. Its agent is found when it is first asked.
+        let origin = Source::new(base.clone(), None, proxy, None, super::PEER_ORIGIN);
         s.list.push(Arc::new(origin));
         s.by_base.insert(base, i);
         Some((i, rest))
-    }
-
-    /// Origin `i` and the agent that reaches it (built now if it is the first through
-    /// its proxy).
-    pub(super) fn with_agent(&self, i: usize) -> Result<(Arc<Source>, ureq::Agent), Failure> {
-        let origin = self
-            .get(i)
-            .ok_or_else(|| Failure::Connect("no such origin".into()))?;
-        let mut s = lock(&self.state);
-        if let Some((_, agent)) = s.agents.iter().find(|(p, _)| *p == origin.proxy) {
-            return Ok((origin.clone(), agent.clone()));
-        }
-        let tls = self
-            .tls
-            .get_or_init(|| tls::client_config(&self.config.trust).map_err(|e| e.to_string()))
-            .clone()
-            .map_err(Failure::Tls)?;
-        let proxy = match &origin.proxy {
-            Some(p) => Some(http_proxy(p).map_err(|e| Failure::Connect(e.to_string()))?),
-            None => None,
-        };
-        let agent = transport::agent(
-            agent_config(&self.config, proxy),
-            agent_config(&self.config, None),
-            tls,
-        );
-        s.agents.push((origin.proxy.clone(), agent.clone()));
-        Ok((origin, agent))
     }
 }
 
