@@ -106,7 +106,8 @@ impl Mirror {
 
 impl Handler for Mirror {
     fn handle(&self, req: &mut Request) -> Response {
-        let Some(name) = self.cache.upstream().name() else {
+        let upstream = self.cache.upstream();
+        let (Some(name), Some(entry)) = (upstream.name(), upstream.via_entry()) else {
             return self.answer(req);
         };
         let resp = if via::names(req.headers().get_all("Via"), name) {
@@ -118,7 +119,7 @@ impl Handler for Mirror {
         } else {
             self.answer(req)
         };
-        resp.with_header("Via", via::entry_for(name))
+        resp.with_header("Via", entry)
     }
 }
 
