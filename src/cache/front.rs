@@ -87,9 +87,10 @@ impl Query<'_> {
         self.known.and_then(|k| k.expect.as_ref())
     }
 
-    /// The file's own URLs, asked when no source has it.
+    /// The file's own URLs, asked when no source has it: listed here, when a
+    /// download is planned, never for a copy served from disk.
     fn fallback(&self) -> Vec<String> {
-        self.known.map_or_else(Vec::new, |k| k.fallback.clone())
+        self.known.map_or_else(Vec::new, |k| k.fallback.urls())
     }
 }
 

@@ -29,7 +29,7 @@ use sha2::Sha512;
 use super::repo::digest::{Algo, to_hex};
 use super::repo::packages;
 use super::repo::{Expected, Lookup, RepoIndex};
-use crate::cache::verify::{Check, Expect, Known};
+use crate::cache::verify::{Check, Expect, Fallback, Known};
 use crate::mirror::{Knowledge, Target};
 
 /// How many directories above a binary package its `Packages` index is looked for.
@@ -77,9 +77,11 @@ impl GentooKnowledge {
         expect(only(e, &self.digests), by)
     }
 
-    /// What the repository says of distfile `name`.
+    /// What the repository says of distfile `name`. Its URLs are listed only when
+    /// the cache plans a download ([`Fallback`]): a hit needs only the Manifest entry.
     pub fn distfile(&self, name: &str) -> Option<Known> {
-        let Lookup::Found(d) = self.index.as_ref()?.lookup(name) else {
+        let index = self.index.as_ref()?;
+        let Lookup::Found(d) = index.lookup_without_urls(name) else {
             return None;
         };
         if d.conflict {
@@ -87,9 +89,10 @@ impl GentooKnowledge {
         }
         let expect = d.expected().and_then(|e| self.expect(e, "Manifest"));
         let fallback = if d.restrict.fetch || expect.is_none() {
-            Vec::new()
+            Fallback::default()
         } else {
-            d.urls
+            let (index, name) = (index.clone(), name.to_owned());
+            Fallback::new(move || index.urls(&name))
         };
         Some(Known { expect, fallback })
     }
@@ -106,7 +109,7 @@ impl GentooKnowledge {
             {
                 return Some(Known {
                     expect: self.expect(e.clone(), "Packages"),
-                    fallback: Vec::new(),
+                    fallback: Fallback::default(),
                 });
             }
             dir = d.parent();
@@ -401,7 +404,7 @@ mod tests {
             .expect("listed");
         let e = known.expect.unwrap();
         assert_eq!((e.size, e.by), (10, "Packages"));
-        assert!(known.fallback.is_empty());
+        assert!(known.fallback.urls().is_empty());
         assert!(
             k.binary_package("binpkgs/amd64/app-arch/zstd/other-1.gpkg.tar")
                 .is_none()
