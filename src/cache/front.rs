@@ -30,7 +30,7 @@ use log::{debug, warn};
 use super::content::Content;
 use super::fetch::{FetchConfig, Fetcher, Joined, Obtained, Plan};
 use super::flight::{FlightInfo, Phase, Ticket};
-use super::generations::{Copy, Round};
+use super::generations::{Copy, Role, Round};
 use super::index::Index;
 use super::policy::{Freshness, Policy};
 use super::store::{Entry, Key, Meta, Store};
@@ -141,9 +141,12 @@ impl Cache {
             return self.only_stored(query);
         }
         if query.query.is_some() {
-            // One answer per query string, never shared: passed through, not stored.
-            return self.direct(query, query.want.head);
+            // One answer per query string, never shared: passed through, not stored
+            // (nor recorded, so the file's role does not matter).
+            return self.direct(query, &Role::Immutable, query.want.head);
         }
+        // Classified once per request; every decision below takes it.
+        let role = self.policy.role(&query.key);
         let entry = match self.lookup(query) {
             Ok(e) => e,
             Err(e) => {
@@ -152,16 +155,16 @@ impl Cache {
             }
         };
         match entry {
-            Some(entry) => match self.freshness(&query.key, &entry) {
-                Freshness::Fresh => self.stored(&query.key, entry, CacheStatus::Hit),
-                Freshness::Revalidate => self.revalidate(query, entry),
+            Some(entry) => match self.freshness(&query.key, &role, &entry) {
+                Freshness::Fresh => self.stored(&query.key, &role, entry, CacheStatus::Hit),
+                Freshness::Revalidate => self.revalidate(query, &role, entry),
             },
             None => match self.policy.missing(&query.key) {
                 Some(e) => Answer::Failed(e),
                 None if query.want.head && self.fetcher.flights().get(&query.key).is_none() => {
-                    self.head(query)
+                    self.head(query, &role)
                 }
-                None => self.miss(query),
+                None => self.miss(query, &role),
             },
         }
     }
@@ -180,10 +183,10 @@ impl Cache {
         Ok(None)
     }
 
-    /// Whether the stored `entry` of `key` may be served as it is: the policy decides,
-    /// given what is on disk (a member's anchors, unless this process is downloading
-    /// them: a copy on its way is not another process's).
-    fn freshness(&self, key: &Key, entry: &Entry) -> Freshness {
+    /// Whether the stored `entry` of `key` (of role `role`) may be served as it is:
+    /// the policy decides, given what is on disk (a member's anchors, unless this
+    /// process is downloading them: a copy on its way is not another process's).
+    fn freshness(&self, key: &Key, role: &Role, entry: &Entry) -> Freshness {
         let disk = |k: &Key| -> Option<Copy> {
             if self.fetcher.flights().get(k).is_some() {
                 return None;
@@ -191,13 +194,13 @@ impl Cache {
             let e = self.fetcher.store().lookup(k).ok()??;
             Some(Copy::from(&e))
         };
-        self.policy.freshness(key, &Copy::from(entry), &disk)
+        self.policy.freshness(key, role, &Copy::from(entry), &disk)
     }
 
-    /// The generation round a request for `key` asks the sources in.
-    fn round(&self, key: &Key) -> Round {
+    /// The generation round a request for `key` (of role `role`) asks the sources in.
+    fn round(&self, key: &Key, role: &Role) -> Round {
         let joined = self.fetcher.flights().get(key).is_some();
-        self.policy.round(key, joined)
+        self.policy.round(role, joined)
     }
 
     /// `only-if-cached`: a fresh complete file, or `NotStored`. A copy that would have
@@ -207,18 +210,22 @@ impl Cache {
             Some(_) => Ok(None),
             None => self.lookup(query),
         };
-        match entry {
-            Ok(Some(entry)) if self.freshness(&query.key, &entry) == Freshness::Fresh => {
-                self.stored(&query.key, entry, CacheStatus::Hit)
-            }
-            Ok(_) => Answer::Failed(Arc::new(Error::NotStored {
-                path: query.label.to_owned(),
-            })),
+        let entry = match entry {
+            Ok(entry) => entry,
             Err(e) => {
                 warn!("{e}");
-                Answer::Failed(Arc::new(e))
+                return Answer::Failed(Arc::new(e));
+            }
+        };
+        if let Some(entry) = entry {
+            let role = self.policy.role(&query.key);
+            if self.freshness(&query.key, &role, &entry) == Freshness::Fresh {
+                return self.stored(&query.key, &role, entry, CacheStatus::Hit);
             }
         }
+        Answer::Failed(Arc::new(Error::NotStored {
+            path: query.label.to_owned(),
+        }))
     }
 
     /// Whether `query` came through other caches and would join a download of ours
@@ -242,43 +249,44 @@ impl Cache {
     }
 
     /// Downloads a file we do not have (or joins its download).
-    fn miss(&self, query: &Query<'_>) -> Answer {
+    fn miss(&self, query: &Query<'_>, role: &Role) -> Answer {
         if self.waits_on_a_cache(query) {
             debug!(
                 "{}: a download from a cache is waiting for headers; asking on our own",
                 query.label
             );
-            return self.direct(query, query.want.head);
+            return self.direct(query, role, query.want.head);
         }
-        let round = self.round(&query.key);
+        let round = self.round(&query.key, role);
         let plan = self.plan(query, None);
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
-        self.settle(query, None, obtained, round)
+        self.settle(query, role, None, obtained, round)
     }
 
     /// Asks the sources whether our copy of a file that changes in place is current.
-    fn revalidate(&self, query: &Query<'_>, entry: Entry) -> Answer {
+    fn revalidate(&self, query: &Query<'_>, role: &Role, entry: Entry) -> Answer {
         if self.waits_on_a_cache(query) {
             debug!(
                 "{}: a revalidation from a cache is waiting for headers; asking on our own",
                 query.label
             );
-            return self.direct(query, query.want.head);
+            return self.direct(query, role, query.want.head);
         }
-        let round = self.round(&query.key);
+        let round = self.round(&query.key, role);
         let plan = self.plan(query, Some(&entry));
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
-        self.settle(query, Some(entry), obtained, round)
+        self.settle(query, role, Some(entry), obtained, round)
     }
 
     /// Turns how a download went into the answer, given the copy we hold (if any):
     /// new bytes stream; a 304 serves ours; a failure serves ours as stale (RFC 9111
     /// stale-if-error) or, with nothing held, is the answer (and, when every source
     /// said it has no such file, is remembered for the negative TTL). `round` is the
-    /// generation the sources were asked in.
+    /// generation the sources were asked in; `role` the file's.
     fn settle(
         &self,
         query: &Query<'_>,
+        role: &Role,
         held: Option<Entry>,
         obtained: Obtained,
         round: Round,
@@ -286,25 +294,25 @@ impl Cache {
         let key = &query.key;
         match (obtained, held) {
             (Obtained::Streaming(ticket, meta, joined), _) => {
-                self.fetched(key, &ticket, &meta, round);
+                self.fetched(key, role, &ticket, &meta, round);
                 self.streaming(query, ticket, meta, joined)
             }
             (Obtained::Far(ticket, meta, joined), _) => {
-                self.fetched(key, &ticket, &meta, round);
+                self.fetched(key, role, &ticket, &meta, round);
                 self.ranged(query, ticket, meta, joined)
             }
             (Obtained::NotModified, Some(entry)) => {
-                self.policy.checked(key, Copy::from(&entry), round);
-                self.stored(&query.key, entry, CacheStatus::Revalidated)
+                self.policy.checked(key, role, Copy::from(&entry), round);
+                self.stored(&query.key, role, entry, CacheStatus::Revalidated)
             }
             // Joined another client's revalidation of a copy that is gone now.
             (Obtained::NotModified, None) => match self.lookup(query) {
-                Ok(Some(entry)) => self.stored(&query.key, entry, CacheStatus::Hit),
+                Ok(Some(entry)) => self.stored(&query.key, role, entry, CacheStatus::Hit),
                 _ => failed(query, "the copy a source confirmed is gone".into()),
             },
             (Obtained::NoStore(reason), None) => {
                 debug!("not storing {}: {reason}", query.label);
-                self.direct(query, false)
+                self.direct(query, role, false)
             }
             (failure, Some(entry)) => {
                 let reason = match failure {
@@ -321,8 +329,8 @@ impl Cache {
                     );
                 }
                 warn!("serving a stale copy of {}: {reason}", query.label);
-                self.policy.kept(key, Copy::from(&entry));
-                self.stored(&query.key, entry, CacheStatus::Stale)
+                self.policy.kept(key, role, Copy::from(&entry));
+                self.stored(&query.key, role, entry, CacheStatus::Stale)
             }
             // (A download that found the file nowhere has told the negative cache.)
             (Obtained::Failed(e), None) => Answer::Failed(e),
@@ -332,14 +340,14 @@ impl Cache {
 
     /// Records a new copy for the freshness rules: when, in which generation, and
     /// which source's ETag.
-    fn fetched(&self, key: &Key, ticket: &Ticket, meta: &Meta, round: Round) {
+    fn fetched(&self, key: &Key, role: &Role, ticket: &Ticket, meta: &Meta, round: Round) {
         let source = ticket.flight().origin().filter(|o| o.led).map(|o| o.source);
-        self.policy.fetched(key, source, meta, round);
+        self.policy.fetched(key, role, source, meta, round);
     }
 
     /// Serves a complete file from disk, recording the use.
-    fn stored(&self, key: &Key, entry: Entry, status: CacheStatus) -> Answer {
-        self.policy.served(key, entry.modified);
+    fn stored(&self, key: &Key, role: &Role, entry: Entry, status: CacheStatus) -> Answer {
+        self.policy.served(key, role, entry.modified);
         let busy = self.fetcher.index().used(&entry);
         Answer::Found(Found {
             status,
@@ -419,9 +427,9 @@ impl Cache {
     /// `HEAD` of a file nobody is downloading: ask the sources, store nothing. A
     /// source that refuses `HEAD` (405, 501) gets a `GET`, whose headers answer (and
     /// whose download may as well start).
-    fn head(&self, query: &Query<'_>) -> Answer {
-        match self.direct(query, true) {
-            Answer::Failed(e) if e.method_refused() => self.miss(query),
+    fn head(&self, query: &Query<'_>, role: &Role) -> Answer {
+        match self.direct(query, role, true) {
+            Answer::Failed(e) if e.method_refused() => self.miss(query, role),
             Answer::Failed(e) => {
                 if e.nowhere() {
                     self.policy.remember_missing(&query.key, e.clone());
@@ -433,8 +441,8 @@ impl Cache {
     }
 
     /// Asks the sources once (with the client's query string, if any) and answers
-    /// with their response, without storing it.
-    fn direct(&self, query: &Query<'_>, head: bool) -> Answer {
+    /// with their response, without storing it (`role`: the file's).
+    fn direct(&self, query: &Query<'_>, role: &Role, head: bool) -> Answer {
         // With a query string the answer is another resource; without one, a file that
         // changes in place is never older than one served before.
         let not_older_than = match query.query {
@@ -459,7 +467,7 @@ impl Cache {
         match self.fetcher.upstream().fetch(query.label, &ask) {
             Ok(Reply::Fresh(mut f)) => {
                 if let (None, Some(modified)) = (query.query, f.meta.modified) {
-                    self.policy.served(&query.key, modified);
+                    self.policy.served(&query.key, role, modified);
                 }
                 if let Some(expect) = query.expect().filter(|_| !head) {
                     // Not stored, but checked (and its last byte held) as a download is.
