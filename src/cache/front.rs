@@ -23,7 +23,7 @@
 //! [`super::verify`]).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{debug, warn};
 
@@ -187,12 +187,14 @@ impl Cache {
     /// the policy decides, given what is on disk (a member's anchors, unless this
     /// process is downloading them: a copy on its way is not another process's).
     fn freshness(&self, key: &Key, role: &Role, entry: &Entry) -> Freshness {
+        // One stat per anchor: its length and date are all a copy on disk tells.
         let disk = |k: &Key| -> Option<Copy> {
             if self.fetcher.flights().get(k).is_some() {
                 return None;
             }
-            let e = self.fetcher.store().lookup(k).ok()??;
-            Some(Copy::from(&e))
+            let meta = std::fs::metadata(self.fetcher.store().path(k)).ok()?;
+            let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+            meta.is_file().then(|| Copy::stored(meta.len(), modified))
         };
         self.policy.freshness(key, role, &Copy::from(entry), &disk)
     }
