@@ -49,7 +49,7 @@ pub fn build(config: &Config) -> Result<App, String> {
     if let Some(index) = &repo {
         metrics.attach_repo(index.clone());
     }
-    let knowledge = GentooKnowledge::new(repo.clone(), config.cache.clone())
+    let knowledge = GentooKnowledge::new(repo.clone(), cache.store().clone())
         .with_digests(config.checksum_filter.clone());
     let knowledge = Arc::new(knowledge);
     let routes = Router::new()
