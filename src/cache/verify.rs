@@ -36,7 +36,7 @@ use std::time::SystemTime;
 
 use log::warn;
 
-use super::store::Entry;
+use super::store::{Entry, Key};
 
 mod digester;
 
@@ -116,6 +116,16 @@ impl fmt::Debug for Fallback {
             "Fallback(none)"
         })
     }
+}
+
+/// What the application knows of files besides what their sources say, consulted
+/// once per request for a file (by the mirror, which hands the answer to the cache
+/// in its [`super::Query`]).
+pub trait Knowledge: Send + Sync {
+    /// What is known of the file stored at `key`; `distfile` is its name when the
+    /// request maps to a Gentoo distfile (in whatever layout it was asked for).
+    /// `None`: nothing.
+    fn known(&self, key: &Key, distfile: Option<&str>) -> Option<Known>;
 }
 
 /// The error a [`Checked`] body ends with when the file is not what was expected

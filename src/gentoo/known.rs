@@ -1,5 +1,5 @@
 //! What Gentoo knows about a requested file, told to the cache
-//! ([`crate::mirror::Knowledge`]):
+//! ([`crate::cache::verify::Knowledge`]):
 //!
 //! - a **distfile** the repository index knows ([`RepoIndex`], `--repo`): the size
 //!   and digests of its `Manifest` entry, checked on every copy (from a mirror, from
@@ -30,8 +30,7 @@ use super::repo::digest::{Algo, to_hex};
 use super::repo::packages;
 use super::repo::{Expected, Lookup, RepoIndex};
 use crate::cache::store::{Key, Store};
-use crate::cache::verify::{Check, Expect, Fallback, Known};
-use crate::mirror::{Knowledge, Target};
+use crate::cache::verify::{Check, Expect, Fallback, Knowledge, Known};
 
 /// How many directories above a binary package its `Packages` index is looked for.
 const BINHOST_DEPTH: usize = 5;
@@ -176,11 +175,11 @@ impl GentooKnowledge {
 }
 
 impl Knowledge for GentooKnowledge {
-    fn known(&self, target: &Target) -> Option<Known> {
-        if let Some(name) = &target.distfile {
+    fn known(&self, key: &Key, distfile: Option<&str>) -> Option<Known> {
+        if let Some(name) = distfile {
             return self.distfile(name);
         }
-        let key = target.key.as_str();
+        let key = key.as_str();
         if [".gpkg.tar", ".tbz2", ".xpak"]
             .iter()
             .any(|s| key.ends_with(s))
