@@ -241,6 +241,7 @@ impl Flight {
     }
 
     /// How many clients are attached now.
+    #[cfg(test)]
     pub fn readers(&self) -> usize {
         self.lock().readers
     }

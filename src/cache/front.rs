@@ -553,11 +553,6 @@ impl Cache {
         self.fetcher.upstream()
     }
 
-    /// The freshness rules.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// Counters about downloads.
     pub fn stats(&self) -> &super::fetch::FetchStats {
         self.fetcher.stats()
