@@ -29,7 +29,7 @@ use log::{debug, warn};
 
 use super::content::Content;
 use super::fetch::{FetchConfig, Fetcher, Joined, Obtained, Plan};
-use super::flight::{FlightInfo, Phase, Ticket};
+use super::flight::{FlightInfo, Ticket};
 use super::generations::{Copy, Role, Round};
 use super::index::Index;
 use super::policy::{Freshness, Policy};
@@ -246,7 +246,7 @@ impl Cache {
                 .fetcher
                 .flights()
                 .get(&query.key)
-                .is_some_and(|f| matches!(f.phase(), Phase::Connecting))
+                .is_some_and(|f| f.is_connecting())
             && self.upstream().may_reach_cache(&(query.paths)())
     }
 
@@ -445,26 +445,9 @@ impl Cache {
     /// Asks the sources once (with the client's query string, if any) and answers
     /// with their response, without storing it (`role`: the file's).
     fn direct(&self, query: &Query<'_>, role: &Role, head: bool) -> Answer {
-        // With a query string the answer is another resource; without one, a file that
-        // changes in place is never older than one served before.
-        let not_older_than = match query.query {
-            Some(_) => None,
-            None => self.policy.newest(&query.key),
-        };
         let ask = Ask {
             head,
-            paths: (query.paths)(),
-            query: query.query.map(str::to_owned),
-            via: query.via.map(str::to_owned),
-            not_older_than,
-            expect_len: query.expect().map(|e| e.size),
-            expect_id: query.expect().map(|e| e.id),
-            // A query string is for the sources only.
-            fallback: match query.query {
-                Some(_) => Vec::new(),
-                None => query.fallback(),
-            },
-            ..Ask::default()
+            ..self.base_ask(query)
         };
         match self.fetcher.upstream().fetch(query.label, &ask) {
             Ok(Reply::Fresh(mut f)) => {
@@ -493,9 +476,32 @@ impl Cache {
         }
     }
 
+    /// What any request for `query` asks the sources: the paths, the client's `Via`,
+    /// what the file must be. With a query string the answer is another resource,
+    /// and the string is for the sources only; without one, the file's own URLs are
+    /// asked when no source has it, and a file that changes in place is never taken
+    /// older than one served before.
+    fn base_ask(&self, query: &Query<'_>) -> Ask {
+        let plain = query.query.is_none();
+        Ask {
+            paths: (query.paths)(),
+            query: query.query.map(str::to_owned),
+            via: query.via.map(str::to_owned),
+            not_older_than: if plain {
+                self.policy.newest(&query.key)
+            } else {
+                None
+            },
+            expect_len: query.expect().map(|e| e.size),
+            expect_id: query.expect().map(|e| e.id),
+            fallback: if plain { query.fallback() } else { Vec::new() },
+            ..Ask::default()
+        }
+    }
+
     /// The download of `query`'s entry; conditional on the copy we hold (its
-    /// Last-Modified, and each source's own ETag) when revalidating. A file that
-    /// changes in place is never taken older than one served before.
+    /// Last-Modified, and each source's own ETag) when revalidating, and then never
+    /// older than that copy.
     fn plan(&self, query: &Query<'_>, held: Option<&Entry>) -> Plan {
         let key = &query.key;
         let etags = match held {
@@ -505,18 +511,14 @@ impl Cache {
             None => Vec::new(),
         };
         let held: Option<SystemTime> = held.map(|e| e.modified);
+        let base = self.base_ask(query);
         Plan {
             key: key.clone(),
             ask: Ask {
-                paths: (query.paths)(),
                 if_modified_since: held,
                 etags,
-                not_older_than: held.max(self.policy.newest(key)),
-                via: query.via.map(str::to_owned),
-                expect_len: query.expect().map(|e| e.size),
-                expect_id: query.expect().map(|e| e.id),
-                fallback: query.fallback(),
-                ..Ask::default()
+                not_older_than: held.max(base.not_older_than),
+                ..base
             },
             label: query.label.to_owned(),
             expect: query.expect().cloned(),
