@@ -36,8 +36,6 @@ pub struct App {
     pub cache: Arc<Cache>,
     /// The request counters; install as the server's observer.
     pub metrics: Arc<Metrics>,
-    /// The index of the `--repo` repositories, if any.
-    pub repo: Option<Arc<RepoIndex>>,
 }
 
 /// Builds the handlers for `config`: opens the cache directory and the sources.
@@ -49,7 +47,7 @@ pub fn build(config: &Config) -> Result<App, String> {
     if let Some(index) = &repo {
         metrics.attach_repo(index.clone());
     }
-    let knowledge = GentooKnowledge::new(repo.clone(), config.cache.clone())
+    let knowledge = GentooKnowledge::new(repo.clone(), cache.store().clone())
         .with_digests(config.checksum_filter.clone());
     let knowledge = Arc::new(knowledge);
     let routes = Router::new()
@@ -60,7 +58,6 @@ pub fn build(config: &Config) -> Result<App, String> {
         router,
         cache,
         metrics,
-        repo,
     })
 }
 

@@ -43,9 +43,10 @@
 //!    sources serve it. [`mirror::target`] maps it to the entry
 //!    `distfiles/0a/MooseX-OneArgNew-0.007.tar.gz`
 //!    (plus the flat path as an alternate); [`mirror::want`] reads the range and
-//!    conditions; with `--repo`, the [`mirror::Knowledge`] ([`gentoo::known`]) looks
-//!    the name up in the repository index: the Manifest's size and digests, and the
-//!    `SRC_URI` URLs ([`cache::verify::Known`]). The handler asks
+//!    conditions; with `--repo`, the [`cache::verify::Knowledge`]
+//!    ([`gentoo::known`]) looks the name up in the repository index: the Manifest's
+//!    size and digests, and how to list the `SRC_URI` URLs ([`cache::verify::Known`];
+//!    listed only when a download is planned). The handler asks
 //!    [`cache::Cache::get`] once.
 //! 3. The cache finds no file ([`cache::store::Store::lookup`]) and calls
 //!    `Fetcher::obtain`: `Flights::join` creates the entry's flight and a download

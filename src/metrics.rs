@@ -14,6 +14,9 @@ use crate::cache::{Cache, CacheStatus};
 use crate::gentoo::repo::{IndexStats as RepoStats, RepoIndex};
 use crate::http::{Finished, Observer, ServerStats};
 
+/// How many [`Outcome`]s there are.
+const OUTCOMES: usize = CacheStatus::ALL.len() + 2;
+
 /// How a request was answered: the cache's [`CacheStatus`] (from the response's
 /// extension), an error status, or neither (our own pages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,16 +30,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Every outcome, in the order metrics list them.
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Served(CacheStatus::Hit),
-        Outcome::Served(CacheStatus::Miss),
-        Outcome::Served(CacheStatus::Coalesced),
-        Outcome::Served(CacheStatus::Revalidated),
-        Outcome::Served(CacheStatus::Stale),
-        Outcome::Error,
-        Outcome::Other,
-    ];
+    /// Every outcome, in the order metrics list them: each [`CacheStatus::ALL`] in
+    /// its order, then `Error` and `Other`.
+    pub const ALL: [Outcome; OUTCOMES] = {
+        let mut all = [Outcome::Other; OUTCOMES];
+        let mut i = 0;
+        while i < CacheStatus::ALL.len() {
+            all[i] = Outcome::Served(CacheStatus::ALL[i]);
+            i += 1;
+        }
+        all[i] = Outcome::Error;
+        all
+    };
 
     /// The label value: the cache status's label (`hit`, `miss`, …), `error`, `other`.
     pub fn name(self) -> &'static str {
@@ -72,8 +77,8 @@ impl Outcome {
 pub struct Metrics {
     started: Instant,
     started_at: SystemTime,
-    requests: [AtomicU64; 7],
-    bytes: [AtomicU64; 7],
+    requests: [AtomicU64; OUTCOMES],
+    bytes: [AtomicU64; OUTCOMES],
     server: OnceLock<Arc<ServerStats>>,
     repo: OnceLock<Arc<RepoIndex>>,
 }

@@ -98,6 +98,7 @@ impl Class {
     }
 
     /// The anchors governing a mutable member (empty for anything else).
+    #[cfg(test)]
     pub fn anchors(&self) -> &[String] {
         match &self.kind {
             Kind::Mutable { anchors } => anchors,
@@ -269,6 +270,7 @@ pub fn classify(path: &str) -> Class {
 }
 
 /// Whether the file at `path` changes in place.
+#[cfg(test)]
 pub fn is_mutable(path: &str) -> bool {
     classify(path).is_mutable()
 }

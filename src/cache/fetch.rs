@@ -367,9 +367,12 @@ impl Fetcher {
     /// Another download may have finished between the client's lookup and our lock:
     /// serve that file (unless this is a revalidation, which must ask anyway).
     fn completed_meanwhile(&self, flight: &Flight, plan: &Plan) -> bool {
-        if plan.ask.is_conditional() {
-            return false;
-        }
+        !plan.ask.is_conditional() && self.complete_from_disk(flight, plan)
+    }
+
+    /// Ends `flight` with the complete file of `plan.key` on disk, if there is one
+    /// that may be served (see [`Fetcher::acceptable`]); returns whether it did.
+    fn complete_from_disk(&self, flight: &Flight, plan: &Plan) -> bool {
         match self.store.lookup(&plan.key) {
             Ok(Some(entry)) if self.acceptable(&entry, plan.expect.as_ref()) => {
                 flight.complete_with(entry.file, Meta::of_stored(entry.len, entry.modified));
@@ -667,11 +670,8 @@ impl Fetcher {
     /// The other process's download ended before we saw its bytes: either the file is
     /// there now, or clients should try again.
     fn after_remote_leader(&self, flight: &Flight, plan: &Plan) {
-        match self.store.lookup(&plan.key) {
-            Ok(Some(entry)) if self.acceptable(&entry, plan.expect.as_ref()) => {
-                flight.complete_with(entry.file, Meta::of_stored(entry.len, entry.modified));
-            }
-            _ => flight.finish(Phase::LeaderGone),
+        if !self.complete_from_disk(flight, plan) {
+            flight.finish(Phase::LeaderGone);
         }
     }
 }

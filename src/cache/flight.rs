@@ -159,6 +159,20 @@ impl Flight {
         self.lock().phase.clone()
     }
 
+    /// Whether it is still asking the sources (no headers yet).
+    pub fn is_connecting(&self) -> bool {
+        matches!(self.lock().phase, Phase::Connecting)
+    }
+
+    /// Whether it broke or failed, or its leader in another process went away: a
+    /// client that comes now must start a new download.
+    pub fn is_dead(&self) -> bool {
+        matches!(
+            self.lock().phase,
+            Phase::Broken { .. } | Phase::LeaderGone | Phase::Failed(_)
+        )
+    }
+
     /// The length the upstream announced, if it did (kept after the flight ends).
     pub fn announced_len(&self) -> Option<u64> {
         self.lock().announced.as_ref().and_then(|m| m.len)
@@ -241,6 +255,7 @@ impl Flight {
     }
 
     /// How many clients are attached now.
+    #[cfg(test)]
     pub fn readers(&self) -> usize {
         self.lock().readers
     }
@@ -351,10 +366,7 @@ impl Flights {
         // client that starts over, or comes after it, must get a new one ("no source
         // has it" is remembered by the negative cache, not by a dead flight).
         if let Some(f) = map.get(key)
-            && !matches!(
-                f.phase(),
-                Phase::Broken { .. } | Phase::LeaderGone | Phase::Failed(_)
-            )
+            && !f.is_dead()
         {
             return (f.attach(), false);
         }

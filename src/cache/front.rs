@@ -23,14 +23,14 @@
 //! [`super::verify`]).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{debug, warn};
 
 use super::content::Content;
 use super::fetch::{FetchConfig, Fetcher, Joined, Obtained, Plan};
-use super::flight::{FlightInfo, Phase, Ticket};
-use super::generations::{Copy, Round};
+use super::flight::{FlightInfo, Ticket};
+use super::generations::{Copy, Role, Round};
 use super::index::Index;
 use super::policy::{Freshness, Policy};
 use super::store::{Entry, Key, Meta, Store};
@@ -87,9 +87,10 @@ impl Query<'_> {
         self.known.and_then(|k| k.expect.as_ref())
     }
 
-    /// The file's own URLs, asked when no source has it.
+    /// The file's own URLs, asked when no source has it: listed here, when a
+    /// download is planned, never for a copy served from disk.
     fn fallback(&self) -> Vec<String> {
-        self.known.map_or_else(Vec::new, |k| k.fallback.clone())
+        self.known.map_or_else(Vec::new, |k| k.fallback.urls())
     }
 }
 
@@ -140,9 +141,12 @@ impl Cache {
             return self.only_stored(query);
         }
         if query.query.is_some() {
-            // One answer per query string, never shared: passed through, not stored.
-            return self.direct(query, query.want.head);
+            // One answer per query string, never shared: passed through, not stored
+            // (nor recorded, so the file's role does not matter).
+            return self.direct(query, &Role::Immutable, query.want.head);
         }
+        // Classified once per request; every decision below takes it.
+        let role = self.policy.role(&query.key);
         let entry = match self.lookup(query) {
             Ok(e) => e,
             Err(e) => {
@@ -151,16 +155,16 @@ impl Cache {
             }
         };
         match entry {
-            Some(entry) => match self.freshness(&query.key, &entry) {
-                Freshness::Fresh => self.stored(&query.key, entry, CacheStatus::Hit),
-                Freshness::Revalidate => self.revalidate(query, entry),
+            Some(entry) => match self.freshness(&query.key, &role, &entry) {
+                Freshness::Fresh => self.stored(&query.key, &role, entry, CacheStatus::Hit),
+                Freshness::Revalidate => self.revalidate(query, &role, entry),
             },
             None => match self.policy.missing(&query.key) {
                 Some(e) => Answer::Failed(e),
                 None if query.want.head && self.fetcher.flights().get(&query.key).is_none() => {
-                    self.head(query)
+                    self.head(query, &role)
                 }
-                None => self.miss(query),
+                None => self.miss(query, &role),
             },
         }
     }
@@ -179,24 +183,26 @@ impl Cache {
         Ok(None)
     }
 
-    /// Whether the stored `entry` of `key` may be served as it is: the policy decides,
-    /// given what is on disk (a member's anchors, unless this process is downloading
-    /// them: a copy on its way is not another process's).
-    fn freshness(&self, key: &Key, entry: &Entry) -> Freshness {
+    /// Whether the stored `entry` of `key` (of role `role`) may be served as it is:
+    /// the policy decides, given what is on disk (a member's anchors, unless this
+    /// process is downloading them: a copy on its way is not another process's).
+    fn freshness(&self, key: &Key, role: &Role, entry: &Entry) -> Freshness {
+        // One stat per anchor: its length and date are all a copy on disk tells.
         let disk = |k: &Key| -> Option<Copy> {
             if self.fetcher.flights().get(k).is_some() {
                 return None;
             }
-            let e = self.fetcher.store().lookup(k).ok()??;
-            Some(Copy::from(&e))
+            let meta = std::fs::metadata(self.fetcher.store().path(k)).ok()?;
+            let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+            meta.is_file().then(|| Copy::stored(meta.len(), modified))
         };
-        self.policy.freshness(key, &Copy::from(entry), &disk)
+        self.policy.freshness(key, role, &Copy::from(entry), &disk)
     }
 
-    /// The generation round a request for `key` asks the sources in.
-    fn round(&self, key: &Key) -> Round {
+    /// The generation round a request for `key` (of role `role`) asks the sources in.
+    fn round(&self, key: &Key, role: &Role) -> Round {
         let joined = self.fetcher.flights().get(key).is_some();
-        self.policy.round(key, joined)
+        self.policy.round(role, joined)
     }
 
     /// `only-if-cached`: a fresh complete file, or `NotStored`. A copy that would have
@@ -206,18 +212,22 @@ impl Cache {
             Some(_) => Ok(None),
             None => self.lookup(query),
         };
-        match entry {
-            Ok(Some(entry)) if self.freshness(&query.key, &entry) == Freshness::Fresh => {
-                self.stored(&query.key, entry, CacheStatus::Hit)
-            }
-            Ok(_) => Answer::Failed(Arc::new(Error::NotStored {
-                path: query.label.to_owned(),
-            })),
+        let entry = match entry {
+            Ok(entry) => entry,
             Err(e) => {
                 warn!("{e}");
-                Answer::Failed(Arc::new(e))
+                return Answer::Failed(Arc::new(e));
+            }
+        };
+        if let Some(entry) = entry {
+            let role = self.policy.role(&query.key);
+            if self.freshness(&query.key, &role, &entry) == Freshness::Fresh {
+                return self.stored(&query.key, &role, entry, CacheStatus::Hit);
             }
         }
+        Answer::Failed(Arc::new(Error::NotStored {
+            path: query.label.to_owned(),
+        }))
     }
 
     /// Whether `query` came through other caches and would join a download of ours
@@ -236,48 +246,49 @@ impl Cache {
                 .fetcher
                 .flights()
                 .get(&query.key)
-                .is_some_and(|f| matches!(f.phase(), Phase::Connecting))
+                .is_some_and(|f| f.is_connecting())
             && self.upstream().may_reach_cache(&(query.paths)())
     }
 
     /// Downloads a file we do not have (or joins its download).
-    fn miss(&self, query: &Query<'_>) -> Answer {
+    fn miss(&self, query: &Query<'_>, role: &Role) -> Answer {
         if self.waits_on_a_cache(query) {
             debug!(
                 "{}: a download from a cache is waiting for headers; asking on our own",
                 query.label
             );
-            return self.direct(query, query.want.head);
+            return self.direct(query, role, query.want.head);
         }
-        let round = self.round(&query.key);
+        let round = self.round(&query.key, role);
         let plan = self.plan(query, None);
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
-        self.settle(query, None, obtained, round)
+        self.settle(query, role, None, obtained, round)
     }
 
     /// Asks the sources whether our copy of a file that changes in place is current.
-    fn revalidate(&self, query: &Query<'_>, entry: Entry) -> Answer {
+    fn revalidate(&self, query: &Query<'_>, role: &Role, entry: Entry) -> Answer {
         if self.waits_on_a_cache(query) {
             debug!(
                 "{}: a revalidation from a cache is waiting for headers; asking on our own",
                 query.label
             );
-            return self.direct(query, query.want.head);
+            return self.direct(query, role, query.want.head);
         }
-        let round = self.round(&query.key);
+        let round = self.round(&query.key, role);
         let plan = self.plan(query, Some(&entry));
         let obtained = self.fetcher.obtain(&plan, query.want.first_byte);
-        self.settle(query, Some(entry), obtained, round)
+        self.settle(query, role, Some(entry), obtained, round)
     }
 
     /// Turns how a download went into the answer, given the copy we hold (if any):
     /// new bytes stream; a 304 serves ours; a failure serves ours as stale (RFC 9111
     /// stale-if-error) or, with nothing held, is the answer (and, when every source
     /// said it has no such file, is remembered for the negative TTL). `round` is the
-    /// generation the sources were asked in.
+    /// generation the sources were asked in; `role` the file's.
     fn settle(
         &self,
         query: &Query<'_>,
+        role: &Role,
         held: Option<Entry>,
         obtained: Obtained,
         round: Round,
@@ -285,25 +296,25 @@ impl Cache {
         let key = &query.key;
         match (obtained, held) {
             (Obtained::Streaming(ticket, meta, joined), _) => {
-                self.fetched(key, &ticket, &meta, round);
+                self.fetched(key, role, &ticket, &meta, round);
                 self.streaming(query, ticket, meta, joined)
             }
             (Obtained::Far(ticket, meta, joined), _) => {
-                self.fetched(key, &ticket, &meta, round);
+                self.fetched(key, role, &ticket, &meta, round);
                 self.ranged(query, ticket, meta, joined)
             }
             (Obtained::NotModified, Some(entry)) => {
-                self.policy.checked(key, Copy::from(&entry), round);
-                self.stored(&query.key, entry, CacheStatus::Revalidated)
+                self.policy.checked(key, role, Copy::from(&entry), round);
+                self.stored(&query.key, role, entry, CacheStatus::Revalidated)
             }
             // Joined another client's revalidation of a copy that is gone now.
             (Obtained::NotModified, None) => match self.lookup(query) {
-                Ok(Some(entry)) => self.stored(&query.key, entry, CacheStatus::Hit),
+                Ok(Some(entry)) => self.stored(&query.key, role, entry, CacheStatus::Hit),
                 _ => failed(query, "the copy a source confirmed is gone".into()),
             },
             (Obtained::NoStore(reason), None) => {
                 debug!("not storing {}: {reason}", query.label);
-                self.direct(query, false)
+                self.direct(query, role, false)
             }
             (failure, Some(entry)) => {
                 let reason = match failure {
@@ -320,8 +331,8 @@ impl Cache {
                     );
                 }
                 warn!("serving a stale copy of {}: {reason}", query.label);
-                self.policy.kept(key, Copy::from(&entry));
-                self.stored(&query.key, entry, CacheStatus::Stale)
+                self.policy.kept(key, role, Copy::from(&entry));
+                self.stored(&query.key, role, entry, CacheStatus::Stale)
             }
             // (A download that found the file nowhere has told the negative cache.)
             (Obtained::Failed(e), None) => Answer::Failed(e),
@@ -331,14 +342,14 @@ impl Cache {
 
     /// Records a new copy for the freshness rules: when, in which generation, and
     /// which source's ETag.
-    fn fetched(&self, key: &Key, ticket: &Ticket, meta: &Meta, round: Round) {
+    fn fetched(&self, key: &Key, role: &Role, ticket: &Ticket, meta: &Meta, round: Round) {
         let source = ticket.flight().origin().filter(|o| o.led).map(|o| o.source);
-        self.policy.fetched(key, source, meta, round);
+        self.policy.fetched(key, role, source, meta, round);
     }
 
     /// Serves a complete file from disk, recording the use.
-    fn stored(&self, key: &Key, entry: Entry, status: CacheStatus) -> Answer {
-        self.policy.served(key, entry.modified);
+    fn stored(&self, key: &Key, role: &Role, entry: Entry, status: CacheStatus) -> Answer {
+        self.policy.served(key, role, entry.modified);
         let busy = self.fetcher.index().used(&entry);
         Answer::Found(Found {
             status,
@@ -418,9 +429,9 @@ impl Cache {
     /// `HEAD` of a file nobody is downloading: ask the sources, store nothing. A
     /// source that refuses `HEAD` (405, 501) gets a `GET`, whose headers answer (and
     /// whose download may as well start).
-    fn head(&self, query: &Query<'_>) -> Answer {
-        match self.direct(query, true) {
-            Answer::Failed(e) if e.method_refused() => self.miss(query),
+    fn head(&self, query: &Query<'_>, role: &Role) -> Answer {
+        match self.direct(query, role, true) {
+            Answer::Failed(e) if e.method_refused() => self.miss(query, role),
             Answer::Failed(e) => {
                 if e.nowhere() {
                     self.policy.remember_missing(&query.key, e.clone());
@@ -432,33 +443,16 @@ impl Cache {
     }
 
     /// Asks the sources once (with the client's query string, if any) and answers
-    /// with their response, without storing it.
-    fn direct(&self, query: &Query<'_>, head: bool) -> Answer {
-        // With a query string the answer is another resource; without one, a file that
-        // changes in place is never older than one served before.
-        let not_older_than = match query.query {
-            Some(_) => None,
-            None => self.policy.newest(&query.key),
-        };
+    /// with their response, without storing it (`role`: the file's).
+    fn direct(&self, query: &Query<'_>, role: &Role, head: bool) -> Answer {
         let ask = Ask {
             head,
-            paths: (query.paths)(),
-            query: query.query.map(str::to_owned),
-            via: query.via.map(str::to_owned),
-            not_older_than,
-            expect_len: query.expect().map(|e| e.size),
-            expect_id: query.expect().map(|e| e.id),
-            // A query string is for the sources only.
-            fallback: match query.query {
-                Some(_) => Vec::new(),
-                None => query.fallback(),
-            },
-            ..Ask::default()
+            ..self.base_ask(query)
         };
         match self.fetcher.upstream().fetch(query.label, &ask) {
             Ok(Reply::Fresh(mut f)) => {
                 if let (None, Some(modified)) = (query.query, f.meta.modified) {
-                    self.policy.served(&query.key, modified);
+                    self.policy.served(&query.key, role, modified);
                 }
                 if let Some(expect) = query.expect().filter(|_| !head) {
                     // Not stored, but checked (and its last byte held) as a download is.
@@ -482,9 +476,32 @@ impl Cache {
         }
     }
 
+    /// What any request for `query` asks the sources: the paths, the client's `Via`,
+    /// what the file must be. With a query string the answer is another resource,
+    /// and the string is for the sources only; without one, the file's own URLs are
+    /// asked when no source has it, and a file that changes in place is never taken
+    /// older than one served before.
+    fn base_ask(&self, query: &Query<'_>) -> Ask {
+        let plain = query.query.is_none();
+        Ask {
+            paths: (query.paths)(),
+            query: query.query.map(str::to_owned),
+            via: query.via.map(str::to_owned),
+            not_older_than: if plain {
+                self.policy.newest(&query.key)
+            } else {
+                None
+            },
+            expect_len: query.expect().map(|e| e.size),
+            expect_id: query.expect().map(|e| e.id),
+            fallback: if plain { query.fallback() } else { Vec::new() },
+            ..Ask::default()
+        }
+    }
+
     /// The download of `query`'s entry; conditional on the copy we hold (its
-    /// Last-Modified, and each source's own ETag) when revalidating. A file that
-    /// changes in place is never taken older than one served before.
+    /// Last-Modified, and each source's own ETag) when revalidating, and then never
+    /// older than that copy.
     fn plan(&self, query: &Query<'_>, held: Option<&Entry>) -> Plan {
         let key = &query.key;
         let etags = match held {
@@ -494,18 +511,14 @@ impl Cache {
             None => Vec::new(),
         };
         let held: Option<SystemTime> = held.map(|e| e.modified);
+        let base = self.base_ask(query);
         Plan {
             key: key.clone(),
             ask: Ask {
-                paths: (query.paths)(),
                 if_modified_since: held,
                 etags,
-                not_older_than: held.max(self.policy.newest(key)),
-                via: query.via.map(str::to_owned),
-                expect_len: query.expect().map(|e| e.size),
-                expect_id: query.expect().map(|e| e.id),
-                fallback: query.fallback(),
-                ..Ask::default()
+                not_older_than: held.max(base.not_older_than),
+                ..base
             },
             label: query.label.to_owned(),
             expect: query.expect().cloned(),
@@ -540,11 +553,6 @@ impl Cache {
     /// The sources.
     pub fn upstream(&self) -> &Arc<Upstream> {
         self.fetcher.upstream()
-    }
-
-    /// The freshness rules.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
     }
 
     /// Counters about downloads.

@@ -312,6 +312,7 @@ impl Generations {
     }
 
     /// The generation of `root` as this process knows it.
+    #[cfg(test)]
     pub fn generation(&self, root: &str) -> Option<u64> {
         self.repos.get(root).map(|r| r.generation)
     }

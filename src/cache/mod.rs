@@ -24,7 +24,8 @@
 //! - [`store`]: where entries live on disk, temporary files, fs2 locks, atomic commits.
 //! - [`index`]: the live LRU index and the size cap; [`cull`]: the one-shot cull.
 //! - [`verify`]: checks against what the application knows a file must be (sizes and
-//!   digests): while it streams, holding its last byte back, and on disk.
+//!   digests): while it streams, holding its last byte back, and on disk; and the
+//!   [`verify::Knowledge`] trait through which the application tells it.
 //! - [`error`]: what went wrong, described; the application picks the status.
 
 pub mod content;

@@ -166,60 +166,67 @@ impl Policy {
     }
 
     /// Whether `key` names a file that changes in place.
+    #[cfg(test)]
     pub fn is_mutable(&self, key: &Key) -> bool {
         self.role(key).is_mutable()
     }
 
-    /// Whether the copy of `key` on disk (`stored`) may be served as it is, or must
-    /// first be confirmed with a source: the one freshness decision (see
-    /// [`super::generations`]). Immutable files are always fresh. `disk` gives the
-    /// stored copy of another key (a member's anchors), `None` when there is none.
+    /// Whether the copy of `key` (whose [`Policy::role`] is `role`) on disk
+    /// (`stored`) may be served as it is, or must first be confirmed with a source:
+    /// the one freshness decision (see [`super::generations`]). Immutable files are
+    /// always fresh. `disk` gives the stored copy of another key (a member's
+    /// anchors), `None` when there is none.
     pub fn freshness(
         &self,
         key: &Key,
+        role: &Role,
         stored: &Copy,
         disk: &dyn Fn(&Key) -> Option<Copy>,
     ) -> Freshness {
-        let role = self.role(key);
-        if role == Role::Immutable {
+        if *role == Role::Immutable {
             return Freshness::Fresh;
         }
-        let anchors: Vec<Option<Copy>> = match &role {
+        let anchors: Vec<Option<Copy>> = match role {
             Role::Member { anchors, .. } => anchors.iter().map(disk).collect(),
             _ => Vec::new(),
         };
-        lock(&self.generations).freshness(key, &role, stored, &anchors, self.ttl, Instant::now())
+        lock(&self.generations).freshness(key, role, stored, &anchors, self.ttl, Instant::now())
     }
 
-    /// The round a request for `key` asks the sources in, taken before asking
-    /// (`joined`: a download of it is already running).
-    pub fn round(&self, key: &Key, joined: bool) -> Round {
-        lock(&self.generations).round(&self.role(key), joined)
+    /// The round a request for a file of role `role` asks the sources in, taken
+    /// before asking (`joined`: a download of it is already running).
+    pub fn round(&self, role: &Role, joined: bool) -> Round {
+        lock(&self.generations).round(role, joined)
     }
 
-    /// Records that a source confirmed the stored copy `stored` of `key` (a 304 to
-    /// a request asked in `round`).
-    pub fn checked(&self, key: &Key, stored: Copy, round: Round) {
-        let role = self.role(key);
+    /// Records that a source confirmed the stored copy `stored` of `key` (of role
+    /// `role`; a 304 to a request asked in `round`).
+    pub fn checked(&self, key: &Key, role: &Role, stored: Copy, round: Round) {
         if role.is_mutable() {
-            lock(&self.generations).confirmed(key, &role, stored, round, Instant::now());
+            lock(&self.generations).confirmed(key, role, stored, round, Instant::now());
         }
     }
 
-    /// Records that every source failed to confirm the stored copy `stored` of `key`,
-    /// which is served anyway: not asked again for a TTL.
-    pub fn kept(&self, key: &Key, stored: Copy) {
-        if self.is_mutable(key) {
+    /// Records that every source failed to confirm the stored copy `stored` of `key`
+    /// (of role `role`), which is served anyway: not asked again for a TTL.
+    pub fn kept(&self, key: &Key, role: &Role, stored: Copy) {
+        if role.is_mutable() {
             lock(&self.generations).kept(key, stored, Instant::now());
         }
     }
 
-    /// Records a new copy of `key` from source `source` (when known) with `meta`,
-    /// asked for in `round`: it is current as of now (for an anchor, in a new
-    /// generation), that source's ETag is kept for it, and nothing older than its
-    /// Last-Modified will be served after it.
-    pub fn fetched(&self, key: &Key, source: Option<usize>, meta: &Meta, round: Round) {
-        let role = self.role(key);
+    /// Records a new copy of `key` (of role `role`) from source `source` (when known)
+    /// with `meta`, asked for in `round`: it is current as of now (for an anchor, in
+    /// a new generation), that source's ETag is kept for it, and nothing older than
+    /// its Last-Modified will be served after it.
+    pub fn fetched(
+        &self,
+        key: &Key,
+        role: &Role,
+        source: Option<usize>,
+        meta: &Meta,
+        round: Round,
+    ) {
         if !role.is_mutable() {
             return;
         }
@@ -235,7 +242,7 @@ impl Policy {
             c.newest = c.newest.max(meta.modified);
         }
         let copy = Copy::of(meta);
-        lock(&self.generations).fetched(key, &role, copy, round, Instant::now());
+        lock(&self.generations).fetched(key, role, copy, round, Instant::now());
     }
 
     /// The ETag each of `n` sources gave for `key`, by source index; none when the
@@ -255,14 +262,24 @@ impl Policy {
         out
     }
 
-    /// Records that a copy of `key` last modified at `modified` was served (from disk,
-    /// or straight from a source): nothing older is served after it.
-    pub fn served(&self, key: &Key, modified: SystemTime) {
-        if self.is_mutable(key) {
-            let mut checked = lock(&self.checked);
-            let c = checked.entry(key.clone()).or_default();
-            c.newest = c.newest.max(Some(modified));
+    /// Records that a copy of `key` (of role `role`) last modified at `modified` was
+    /// served (from disk, or straight from a source): nothing older is served after
+    /// it.
+    pub fn served(&self, key: &Key, role: &Role, modified: SystemTime) {
+        if !role.is_mutable() {
+            return;
         }
+        let mut checked = lock(&self.checked);
+        // A file served before (every hit of it) needs no new key.
+        if let Some(c) = checked.get_mut(key) {
+            c.newest = c.newest.max(Some(modified));
+            return;
+        }
+        let c = Checked {
+            newest: Some(modified),
+            ..Checked::default()
+        };
+        checked.insert(key.clone(), c);
     }
 
     /// The newest Last-Modified this process served for `key` (mutable files only).
@@ -393,26 +410,27 @@ mod tests {
     fn checks_expire_after_the_ttl_and_keep_etags_per_source() {
         let p = Policy::new(&["*.idx".into()], Duration::from_millis(50), Duration::ZERO).unwrap();
         let k = key("/x/a.idx");
+        let r = p.role(&k);
         let none = |_: &Key| None;
         let t = |s| std::time::UNIX_EPOCH + Duration::from_secs(s);
         let stored = Copy::stored(1, t(1000));
-        assert_eq!(p.freshness(&k, &stored, &none), Freshness::Revalidate);
+        assert_eq!(p.freshness(&k, &r, &stored, &none), Freshness::Revalidate);
         let v1 = Meta {
             len: Some(1),
             modified: Some(t(1000)),
             etag: Some("\"v1\"".into()),
         };
-        p.fetched(&k, Some(1), &v1, p.round(&k, false));
-        assert_eq!(p.freshness(&k, &stored, &none), Freshness::Fresh);
+        p.fetched(&k, &r, Some(1), &v1, p.round(&r, false));
+        assert_eq!(p.freshness(&k, &r, &stored, &none), Freshness::Fresh);
         // Another copy on disk (another process's): confirmed first, without the
         // ETags of ours.
         let theirs = Copy::stored(2, t(1001));
-        assert_eq!(p.freshness(&k, &theirs, &none), Freshness::Revalidate);
+        assert_eq!(p.freshness(&k, &r, &theirs, &none), Freshness::Revalidate);
         assert_eq!(p.etags(&k, 2, &theirs), [None, None]);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(p.freshness(&k, &stored, &none), Freshness::Revalidate);
-        p.checked(&k, stored.clone(), p.round(&k, false));
-        assert_eq!(p.freshness(&k, &stored, &none), Freshness::Fresh);
+        assert_eq!(p.freshness(&k, &r, &stored, &none), Freshness::Revalidate);
+        p.checked(&k, &r, stored.clone(), p.round(&r, false));
+        assert_eq!(p.freshness(&k, &r, &stored, &none), Freshness::Fresh);
         assert_eq!(p.etags(&k, 3, &stored), [None, Some("\"v1\"".into()), None]);
         // Another source's copy: its own ETag; the newest date never goes back.
         let older = Meta {
@@ -420,17 +438,35 @@ mod tests {
             etag: Some("\"a\"".into()),
             ..v1
         };
-        p.fetched(&k, Some(0), &older, p.round(&k, false));
+        p.fetched(&k, &r, Some(0), &older, p.round(&r, false));
         let older_stored = Copy::stored(1, t(500));
         assert_eq!(
             p.etags(&k, 2, &older_stored),
             [Some("\"a\"".into()), Some("\"v1\"".into())]
         );
         assert_eq!(p.newest(&k), Some(t(1000)));
+        let immutable = key("/x/immutable.tar");
         assert_eq!(
-            p.freshness(&key("/x/immutable.tar"), &stored, &none),
+            p.freshness(&immutable, &p.role(&immutable), &stored, &none),
             Freshness::Fresh
         );
+    }
+
+    #[test]
+    fn served_copies_move_the_newest_date_of_mutable_files_only() {
+        let p = Policy::new(&["*.idx".into()], DEFAULT_TTL, Duration::ZERO).unwrap();
+        let t = |s| std::time::UNIX_EPOCH + Duration::from_secs(s);
+        let k = key("/x/a.idx");
+        let r = p.role(&k);
+        p.served(&k, &r, t(10));
+        assert_eq!(p.newest(&k), Some(t(10)));
+        p.served(&k, &r, t(5));
+        assert_eq!(p.newest(&k), Some(t(10)), "never back");
+        p.served(&k, &r, t(20));
+        assert_eq!(p.newest(&k), Some(t(20)));
+        let immutable = key("/x/a.tar");
+        p.served(&immutable, &p.role(&immutable), t(10));
+        assert_eq!(p.newest(&immutable), None);
     }
 
     #[test]

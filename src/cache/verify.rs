@@ -36,7 +36,7 @@ use std::time::SystemTime;
 
 use log::warn;
 
-use super::store::Entry;
+use super::store::{Entry, Key};
 
 mod digester;
 
@@ -88,7 +88,44 @@ pub struct Known {
     /// Absolute URLs to fetch it from, in order, when no source has a correct copy
     /// (the file's own origins). The cache asks them through the same agents,
     /// timeouts, proxies and trust store as the sources.
-    pub fallback: Vec<String>,
+    pub fallback: Fallback,
+}
+
+/// A file's own URLs ([`Known::fallback`]), listed only when a download needs them:
+/// a request served from disk never pays for the list.
+#[derive(Clone, Default)]
+pub struct Fallback(Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>);
+
+impl Fallback {
+    /// The URLs `list` gives, called each time a download is planned.
+    pub fn new(list: impl Fn() -> Vec<String> + Send + Sync + 'static) -> Fallback {
+        Fallback(Some(Arc::new(list)))
+    }
+
+    /// The URLs, in order (none by default).
+    pub fn urls(&self) -> Vec<String> {
+        self.0.as_ref().map_or_else(Vec::new, |list| list())
+    }
+}
+
+impl fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Fallback(..)"
+        } else {
+            "Fallback(none)"
+        })
+    }
+}
+
+/// What the application knows of files besides what their sources say, consulted
+/// once per request for a file (by the mirror, which hands the answer to the cache
+/// in its [`super::Query`]).
+pub trait Knowledge: Send + Sync {
+    /// What is known of the file stored at `key`; `distfile` is its name when the
+    /// request maps to a Gentoo distfile (in whatever layout it was asked for).
+    /// `None`: nothing.
+    fn known(&self, key: &Key, distfile: Option<&str>) -> Option<Known>;
 }
 
 /// The error a [`Checked`] body ends with when the file is not what was expected

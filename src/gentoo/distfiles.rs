@@ -94,11 +94,6 @@ impl SourceLayouts {
         SourceLayouts { upstream, learned }
     }
 
-    /// The path to ask each source for distfile `name`.
-    pub fn paths(&self, name: &str) -> Vec<Option<String>> {
-        self.paths_among(name, |_| true)
-    }
-
     /// The path to ask each source `serves` picks for distfile `name` (`None` for the
     /// others, whose layout is never asked for).
     pub fn paths_among(&self, name: &str, serves: impl Fn(usize) -> bool) -> Vec<Option<String>> {

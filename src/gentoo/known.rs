@@ -1,5 +1,5 @@
 //! What Gentoo knows about a requested file, told to the cache
-//! ([`crate::mirror::Knowledge`]):
+//! ([`crate::cache::verify::Knowledge`]):
 //!
 //! - a **distfile** the repository index knows ([`RepoIndex`], `--repo`): the size
 //!   and digests of its `Manifest` entry, checked on every copy (from a mirror, from
@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use blake2::{Blake2b512, Digest};
@@ -29,23 +29,32 @@ use sha2::Sha512;
 use super::repo::digest::{Algo, to_hex};
 use super::repo::packages;
 use super::repo::{Expected, Lookup, RepoIndex};
-use crate::cache::verify::{Check, Expect, Known};
-use crate::mirror::{Knowledge, Target};
+use crate::cache::store::{Key, Store};
+use crate::cache::verify::{Check, Expect, Fallback, Knowledge, Known};
 
 /// How many directories above a binary package its `Packages` index is looked for.
 const BINHOST_DEPTH: usize = 5;
 /// The largest `Packages` index read (bytes).
 const MAX_PACKAGES: u64 = 512 << 20;
 
+/// The most `Packages` files kept parsed (all are forgotten when there are more).
+const MAX_BINHOSTS: usize = 64;
+
 /// The Gentoo knowledge: a repository index (if `--repo` was given) and the binhost
 /// indexes in the cache.
 pub struct GentooKnowledge {
     index: Option<Arc<RepoIndex>>,
-    cache_root: PathBuf,
-    binhosts: Mutex<HashMap<PathBuf, Arc<Binhost>>>,
+    store: Store,
+    /// The `Packages` files parsed, by path, each behind a lock of its own: a file is
+    /// read and parsed once per version, and only requests that need that file wait
+    /// for it.
+    binhosts: Mutex<HashMap<PathBuf, Arc<Slot>>>,
     /// The digests checked (empty: every one an entry lists).
     digests: Vec<Algo>,
 }
+
+/// One `Packages` file's latest parse, if any.
+type Slot = Mutex<Option<Arc<Binhost>>>;
 
 /// One parsed `Packages` file: `PATH` → what the package must be.
 struct Binhost {
@@ -55,12 +64,12 @@ struct Binhost {
 }
 
 impl GentooKnowledge {
-    /// Knowledge from `index` (distfiles) and the `Packages` files below `cache_root`
-    /// (binary packages).
-    pub fn new(index: Option<Arc<RepoIndex>>, cache_root: PathBuf) -> GentooKnowledge {
+    /// Knowledge from `index` (distfiles) and the `Packages` files in `store` (binary
+    /// packages).
+    pub fn new(index: Option<Arc<RepoIndex>>, store: Store) -> GentooKnowledge {
         GentooKnowledge {
             index,
-            cache_root,
+            store,
             binhosts: Mutex::new(HashMap::new()),
             digests: Vec::new(),
         }
@@ -77,9 +86,11 @@ impl GentooKnowledge {
         expect(only(e, &self.digests), by)
     }
 
-    /// What the repository says of distfile `name`.
+    /// What the repository says of distfile `name`. Its URLs are listed only when
+    /// the cache plans a download ([`Fallback`]): a hit needs only the Manifest entry.
     pub fn distfile(&self, name: &str) -> Option<Known> {
-        let Lookup::Found(d) = self.index.as_ref()?.lookup(name) else {
+        let index = self.index.as_ref()?;
+        let Lookup::Found(d) = index.lookup_without_urls(name) else {
             return None;
         };
         if d.conflict {
@@ -87,9 +98,10 @@ impl GentooKnowledge {
         }
         let expect = d.expected().and_then(|e| self.expect(e, "Manifest"));
         let fallback = if d.restrict.fetch || expect.is_none() {
-            Vec::new()
+            Fallback::default()
         } else {
-            d.urls
+            let (index, name) = (index.clone(), name.to_owned());
+            Fallback::new(move || index.urls(&name))
         };
         Some(Known { expect, fallback })
     }
@@ -101,12 +113,13 @@ impl GentooKnowledge {
         for _ in 0..BINHOST_DEPTH {
             let d = dir?;
             let rel = Path::new(key).strip_prefix(d).ok()?.to_str()?;
-            if let Some(binhost) = self.binhost(&self.cache_root.join(d).join("Packages"))
+            let index = Key::new(&format!("/{}", d.join("Packages").to_str()?)).ok()?;
+            if let Some(binhost) = self.binhost(&self.store.path(&index))
                 && let Some(e) = binhost.packages.get(rel)
             {
                 return Some(Known {
                     expect: self.expect(e.clone(), "Packages"),
-                    fallback: Vec::new(),
+                    fallback: Fallback::default(),
                 });
             }
             dir = d.parent();
@@ -115,12 +128,28 @@ impl GentooKnowledge {
     }
 
     /// The parsed `Packages` file at `path`, if there is one (parsed again when it
-    /// changed).
+    /// changed). The file is read and parsed holding only its own slot's lock, not
+    /// the map's: a large index being parsed delays no request for another binhost's
+    /// packages.
     fn binhost(&self, path: &Path) -> Option<Arc<Binhost>> {
         let meta = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
         let (len, modified) = (meta.len(), meta.modified().ok());
-        let mut binhosts = self.binhosts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(b) = binhosts.get(path)
+        let slot = {
+            let mut binhosts = lock(&self.binhosts);
+            match binhosts.get(path) {
+                Some(slot) => slot.clone(),
+                None => {
+                    if binhosts.len() >= MAX_BINHOSTS {
+                        binhosts.clear();
+                    }
+                    let slot = Arc::default();
+                    binhosts.insert(path.to_path_buf(), Arc::clone(&slot));
+                    slot
+                }
+            }
+        };
+        let mut parsed = lock(&slot);
+        if let Some(b) = parsed.as_ref()
             && b.len == len
             && b.modified == modified
         {
@@ -130,10 +159,9 @@ impl GentooKnowledge {
             return None;
         }
         let text = fs::read_to_string(path).ok()?;
-        let index = packages::parse(&text);
-        let packages = index
+        let packages = packages::parse(&text)
             .packages
-            .iter()
+            .into_iter()
             .map(|p| (p.path.trim_start_matches('/').to_owned(), p.expected()))
             .collect();
         let b = Arc::new(Binhost {
@@ -141,20 +169,17 @@ impl GentooKnowledge {
             modified,
             packages,
         });
-        if binhosts.len() >= 64 {
-            binhosts.clear();
-        }
-        binhosts.insert(path.to_path_buf(), b.clone());
+        *parsed = Some(b.clone());
         Some(b)
     }
 }
 
 impl Knowledge for GentooKnowledge {
-    fn known(&self, target: &Target) -> Option<Known> {
-        if let Some(name) = &target.distfile {
+    fn known(&self, key: &Key, distfile: Option<&str>) -> Option<Known> {
+        if let Some(name) = distfile {
             return self.distfile(name);
         }
-        let key = target.key.as_str();
+        let key = key.as_str();
         if [".gpkg.tar", ".tbz2", ".xpak"]
             .iter()
             .any(|s| key.ends_with(s))
@@ -163,6 +188,10 @@ impl Knowledge for GentooKnowledge {
         }
         None
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The cache's expectation for an entry with a size (`by` names where it comes from):
@@ -395,18 +424,30 @@ mod tests {
             ),
         )
         .unwrap();
-        let k = GentooKnowledge::new(None, root.clone());
+        let k = GentooKnowledge::new(None, Store::open(&root).unwrap());
         let known = k
             .binary_package("binpkgs/amd64/app-arch/zstd/zstd-1.5.6-2.gpkg.tar")
             .expect("listed");
         let e = known.expect.unwrap();
         assert_eq!((e.size, e.by), (10, "Packages"));
-        assert!(known.fallback.is_empty());
+        assert!(known.fallback.urls().is_empty());
         assert!(
             k.binary_package("binpkgs/amd64/app-arch/zstd/other-1.gpkg.tar")
                 .is_none()
         );
         assert!(k.binary_package("elsewhere/x.gpkg.tar").is_none());
+        // A new version of the index (another length) is parsed again.
+        fs::write(
+            bin.join("Packages"),
+            format!(
+                "VERSION: 0\n\nCPV: app-arch/zstd-1.5.6\nPATH: app-arch/zstd/zstd-1.5.6-2.gpkg.tar\nSHA1: {sha1}\nSIZE: 1234\n"
+            ),
+        )
+        .unwrap();
+        let known = k
+            .binary_package("binpkgs/amd64/app-arch/zstd/zstd-1.5.6-2.gpkg.tar")
+            .expect("still listed");
+        assert_eq!(known.expect.unwrap().size, 1234);
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -20,7 +20,7 @@
 //!
 //! A [`Knowledge`] the application installs ([`Mirror::with_knowledge`]; the Gentoo
 //! repository and binhost indexes, [`crate::gentoo::known`]) tells the cache what a
-//! file must be and where else to get it ([`Known`]). A response whose bytes come from
+//! file must be and where else to get it ([`Known`](crate::cache::verify::Known)). A response whose bytes come from
 //! a download this process runs names the URL in `X-Cache-Source` (a source's, or
 //! the file's origin when no source had it).
 
@@ -41,18 +41,11 @@ pub use respond::respond;
 pub use route::{Route, route};
 pub use target::{Target, prefixed_target, target, want};
 
-use crate::cache::verify::Known;
+use crate::cache::verify::Knowledge;
 use crate::cache::{Cache, Error, Query, Want};
 use crate::gentoo::distfiles::SourceLayouts;
 use crate::http::{Handler, Method, Request, Response};
 use crate::proto::via;
-
-/// What the application knows of files besides what their sources say, consulted
-/// once per request for a file.
-pub trait Knowledge: Send + Sync {
-    /// What is known of the file `target` names (`None`: nothing).
-    fn known(&self, target: &Target) -> Option<Known>;
-}
 
 /// The mirror handler.
 pub struct Mirror {
@@ -153,7 +146,7 @@ impl Mirror {
         }
         let received = via::normalise(req.headers().get_all("Via"));
         let known = match &self.knowledge {
-            Some(k) if !target.layout_conf => k.known(&target),
+            Some(k) if !target.layout_conf => k.known(&target.key, target.distfile.as_deref()),
             _ => None,
         };
         let query = Query {

@@ -330,6 +330,29 @@ impl RepoIndex {
         }
     }
 
+    /// What [`RepoIndex::lookup`] says, but for the URLs ([`Distfile::urls`] is
+    /// empty): the size, digests and restrictions, without formatting and expanding
+    /// every URL. [`RepoIndex::urls`] gives the URLs when they are needed.
+    pub fn lookup_without_urls(&self, name: &str) -> Lookup {
+        if !self.is_ready() {
+            return Lookup::NotReady;
+        }
+        let data = self.shared.read();
+        match data.distfile_without_urls(name) {
+            Some(d) => Lookup::Found(d),
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// The URLs of distfile `name` ([`Distfile::urls`]); empty when it is unknown, or
+    /// before the first reading finished.
+    pub fn urls(&self, name: &str) -> Vec<String> {
+        if !self.is_ready() {
+            return Vec::new();
+        }
+        self.shared.read().urls(name)
+    }
+
     /// Whether some Manifest lists `name`; `None` before the first reading is done.
     pub fn in_manifest(&self, name: &str) -> Option<bool> {
         if !self.is_ready() {

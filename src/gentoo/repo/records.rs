@@ -377,48 +377,72 @@ impl Data {
 
     /// The merged view of name `id`, if any record names it.
     fn merge(&self, id: u32) -> Option<Merged> {
-        let mut recs: Vec<Record> = Vec::new();
-        let mut r = *self.heads.get(id as usize)?;
-        while r != NONE {
-            let rec = self.records[r as usize];
-            recs.push(rec);
-            r = rec.next;
-        }
-        if recs.is_empty() {
-            return None;
-        }
-        recs.sort_by_key(|r| r.repo); // stable: within a repository, chain order
+        let mut m = self.summary(id)?;
+        m.urls = self.merged_urls(id);
+        Some(m)
+    }
+
+    /// The records of name `id`, in chain order.
+    fn chain(&self, id: u32) -> impl Iterator<Item = Record> + '_ {
+        let head = self.heads.get(id as usize).copied().unwrap_or(NONE);
+        std::iter::successors((head != NONE).then(|| self.records[head as usize]), |rec| {
+            (rec.next != NONE).then(|| self.records[rec.next as usize])
+        })
+    }
+
+    /// A Manifest record's digests.
+    fn dig(&self, rec: &Record) -> Option<Dig> {
+        (rec.digest != NONE).then(|| self.digests[rec.digest as usize])
+    }
+
+    /// The merged view of name `id` without its URLs (`urls` empty), if any record
+    /// names it: no allocation, for lookups that need no URL. Records merge in
+    /// repository order (the first repository's Manifest wins), in chain order
+    /// within one repository.
+    fn summary(&self, id: u32) -> Option<Merged> {
+        self.chain(id).next()?;
         let mut m = Merged::default();
+        // The first of the lowest repository's Manifest records (`min_by_key` keeps
+        // the first of equals).
+        let manifests = self.chain(id).filter(|r| r.flags & MANIFEST != 0);
+        if let Some(rec) = manifests.min_by_key(|r| r.repo) {
+            m.size = Some(rec.size);
+            m.dig = self.dig(&rec);
+        }
         let mut voters = 0;
         let (mut all_fetch, mut all_mirror) = (true, true);
-        for rec in &recs {
+        for rec in self.chain(id) {
             if rec.flags & MANIFEST != 0 {
-                let dig = (rec.digest != NONE).then(|| self.digests[rec.digest as usize]);
-                match m.size {
-                    None => {
-                        m.size = Some(rec.size);
-                        m.dig = dig;
-                    }
-                    Some(size) => m.conflict |= size != rec.size || m.dig != dig,
-                }
+                m.conflict |= m.size != Some(rec.size) || m.dig != self.dig(&rec);
             }
             if rec.flags & SRC_URI != 0 {
                 voters += 1;
                 all_fetch &= rec.flags & R_FETCH != 0;
                 all_mirror &= rec.flags & R_MIRROR != 0;
                 m.primary |= rec.flags & R_PRIMARY != 0;
-                let urls = &self.urls[rec.url_off as usize..][..usize::from(rec.url_len)];
-                for url in urls {
-                    if !m.urls.contains(url) {
-                        m.urls.push(*url);
-                    }
-                }
             }
         }
         m.in_src_uri = voters > 0;
         m.fetch = voters > 0 && all_fetch;
         m.mirror = voters > 0 && all_mirror;
         Some(m)
+    }
+
+    /// The URLs of name `id`'s `SRC_URI` records, in repository order (chain order
+    /// within one), each once.
+    fn merged_urls(&self, id: u32) -> Vec<Url> {
+        let mut recs: Vec<Record> = self.chain(id).filter(|r| r.flags & SRC_URI != 0).collect();
+        recs.sort_by_key(|r| r.repo); // stable: within a repository, chain order
+        let mut out: Vec<Url> = Vec::new();
+        for rec in &recs {
+            let urls = &self.urls[rec.url_off as usize..][..usize::from(rec.url_len)];
+            for url in urls {
+                if !out.contains(url) {
+                    out.push(*url);
+                }
+            }
+        }
+        out
     }
 
     /// A fingerprint of name `id`'s merged view (0: unknown). Strings are hashed by
@@ -499,6 +523,29 @@ impl Data {
     pub(crate) fn distfile(&self, name: &str) -> Option<Distfile> {
         let id = self.strings.find(name)?;
         let m = self.merge(id)?;
+        let urls = self.expand(name, &m);
+        Some(self.describe(name, id, &m, urls))
+    }
+
+    /// Everything known about `name` but its URLs (`urls` is empty): cheap, for
+    /// lookups that need only the size, digests and restrictions.
+    pub(crate) fn distfile_without_urls(&self, name: &str) -> Option<Distfile> {
+        let id = self.strings.find(name)?;
+        let m = self.summary(id)?;
+        Some(self.describe(name, id, &m, Vec::new()))
+    }
+
+    /// The URLs [`Data::distfile`] gives for `name` (empty when unknown).
+    pub(crate) fn urls(&self, name: &str) -> Vec<String> {
+        let Some(m) = self.strings.find(name).and_then(|id| self.merge(id)) else {
+            return Vec::new();
+        };
+        self.expand(name, &m)
+    }
+
+    /// The URLs of `name`'s merged view `m`, in portage's order, `mirror://` expanded,
+    /// each once.
+    fn expand(&self, name: &str, m: &Merged) -> Vec<String> {
         let mut mirrored = Vec::new();
         let mut direct = Vec::new();
         for u in &m.urls {
@@ -525,11 +572,16 @@ impl Data {
                 urls.push(u);
             }
         }
+        urls
+    }
+
+    /// The distfile `name` (string `id`) with merged view `m` and URLs `urls`.
+    fn describe(&self, name: &str, id: u32, m: &Merged, urls: Vec<String>) -> Distfile {
         let dig = m.dig.unwrap_or(Dig {
             blake2b: None,
             sha512: None,
         });
-        Some(Distfile {
+        Distfile {
             name: name.to_owned(),
             size: m.size,
             digests: Digests {
@@ -546,7 +598,7 @@ impl Data {
             in_src_uri: m.in_src_uri,
             conflict: m.conflict,
             generation: u64::from(self.gens[id as usize]),
-        })
+        }
     }
 
     /// Releases spare capacity (after a build).
@@ -598,6 +650,19 @@ impl Data {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `d.distfile(name)`, checked against the lookup without URLs plus the URLs
+    /// alone: the two ways give the same answer.
+    fn distfile(d: &Data, name: &str) -> Option<Distfile> {
+        let whole = d.distfile(name);
+        let mut split = d.distfile_without_urls(name);
+        if let Some(s) = split.as_mut() {
+            assert!(s.urls.is_empty());
+            s.urls = d.urls(name);
+        }
+        assert_eq!(split, whole);
+        whole
+    }
 
     fn md5(text: &str) -> FileData {
         FileData::from_md5(text)
@@ -670,7 +735,7 @@ mod tests {
             )),
             &mut touched,
         );
-        let x = d.distfile("x.tar.gz").unwrap();
+        let x = distfile(&d, "x.tar.gz").unwrap();
         assert_eq!(x.size, Some(10), "the first repository's Manifest wins");
         assert_eq!(x.digests.blake2b, Some([1; 64]));
         assert!(x.conflict);
@@ -695,20 +760,20 @@ mod tests {
             &mut touched,
         );
         d.replace_file(0, e1, None, &mut touched);
-        let x = d.distfile("x.tar.gz").unwrap();
+        let x = distfile(&d, "x.tar.gz").unwrap();
         assert!(!x.conflict);
         assert_eq!(x.urls, vec!["https://o/v1.tgz"]);
         assert!(x.restrict.mirror, "the only SRC_URI left restricts it");
         assert_ne!(fp, d.fingerprint(d.find("x.tar.gz").unwrap()));
 
         d.replace_file(0, gentoo, None, &mut touched);
-        assert!(d.distfile("x.tar.gz").is_some());
+        assert!(distfile(&d, "x.tar.gz").is_some());
         let stats = d.stats();
         assert_eq!(
             (stats.names, stats.manifest_names, stats.records),
             (1, 1, 2)
         );
-        assert_eq!(d.distfile("nope"), None);
+        assert_eq!(distfile(&d, "nope"), None);
     }
 
     #[test]
@@ -724,7 +789,7 @@ mod tests {
             )),
             &mut t,
         );
-        let a = d.distfile("a.zip").unwrap();
+        let a = distfile(&d, "a.zip").unwrap();
         assert_eq!(a.urls, vec!["https://h/a.zip", "https://sf/p/a.zip"]);
         assert!(a.restrict.primaryuri && a.size.is_none() && a.expected().is_none());
     }
