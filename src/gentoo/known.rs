@@ -23,11 +23,10 @@ use std::time::SystemTime;
 
 use blake2::{Blake2b512, Digest};
 use log::debug;
-use sha1::Sha1;
-use sha2::Sha512;
 
-use super::repo::digest::{Algo, to_hex};
+use super::repo::digest::Algo;
 use super::repo::packages;
+use super::repo::verify::DigestCheck;
 use super::repo::{Expected, Lookup, RepoIndex};
 use crate::cache::store::{Key, Store};
 use crate::cache::verify::{Check, Expect, Fallback, Knowledge, Known};
@@ -204,7 +203,7 @@ pub fn expect(expected: Expected, by: &'static str) -> Option<Expect> {
         size,
         id,
         by,
-        check: Arc::new(move || Box::new(EntryCheck::new(&expected))),
+        check: Arc::new(move || Box::new(DigestCheck::new(&expected.digests, false))),
     })
 }
 
@@ -246,83 +245,22 @@ fn fingerprint(e: &Expected) -> u64 {
     u64::from_le_bytes(first)
 }
 
-/// The digests of an entry, compared at the end in the order BLAKE2B, SHA512, SHA1
-/// (as [`super::repo::Verifier`] does; the size is the cache's to compare).
-struct EntryCheck(Vec<OneDigest>);
-
-/// One digest and the value the entry gives.
-struct OneDigest {
-    algo: Algo,
-    state: Hasher,
-    want: Vec<u8>,
-}
-
-enum Hasher {
-    Blake2b(Blake2b512),
-    Sha512(Sha512),
-    Sha1(Sha1),
-}
-
-impl EntryCheck {
-    fn new(e: &Expected) -> EntryCheck {
-        let d = &e.digests;
-        let mut parts = Vec::new();
-        if let Some(want) = d.blake2b {
-            parts.push((
-                Algo::Blake2b,
-                Hasher::Blake2b(Blake2b512::new()),
-                want.to_vec(),
-            ));
-        }
-        if let Some(want) = d.sha512 {
-            parts.push((Algo::Sha512, Hasher::Sha512(Sha512::new()), want.to_vec()));
-        }
-        if let Some(want) = d.sha1 {
-            parts.push((Algo::Sha1, Hasher::Sha1(Sha1::new()), want.to_vec()));
-        }
-        EntryCheck(
-            parts
-                .into_iter()
-                .map(|(algo, state, want)| OneDigest { algo, state, want })
-                .collect(),
-        )
-    }
-}
-
-impl Check for EntryCheck {
+/// The digests of an entry, the cache's check (it compares the size itself).
+impl Check for DigestCheck {
     fn update(&mut self, bytes: &[u8]) {
-        for d in &mut self.0 {
-            match &mut d.state {
-                Hasher::Blake2b(h) => h.update(bytes),
-                Hasher::Sha512(h) => h.update(bytes),
-                Hasher::Sha1(h) => h.update(bytes),
-            }
-        }
+        DigestCheck::update(self, bytes);
     }
 
     fn finish(self: Box<Self>) -> Result<(), String> {
-        for d in self.0 {
-            let got = match d.state {
-                Hasher::Blake2b(h) => h.finalize().to_vec(),
-                Hasher::Sha512(h) => h.finalize().to_vec(),
-                Hasher::Sha1(h) => h.finalize().to_vec(),
-            };
-            if got != d.want {
-                return Err(format!(
-                    "{} {}, the entry says {}",
-                    d.algo,
-                    to_hex(&got),
-                    to_hex(&d.want)
-                ));
-            }
-        }
-        Ok(())
+        DigestCheck::finish(*self)
+            .map(drop)
+            .map_err(|m| m.to_string())
     }
 
     fn split(self: Box<Self>) -> Vec<Box<dyn Check>> {
-        self.0
+        DigestCheck::split(*self)
             .into_iter()
-            .map(|d| Box::new(EntryCheck(vec![d])) as Box<dyn Check>)
+            .map(|c| Box::new(c) as Box<dyn Check>)
             .collect()
     }
 }
@@ -331,6 +269,8 @@ impl Check for EntryCheck {
 mod tests {
     use super::*;
     use crate::gentoo::repo::Digests;
+    use sha1::Sha1;
+    use sha2::Sha512;
 
     #[test]
     fn expectations_have_a_size_and_a_stable_fingerprint() {
@@ -392,7 +332,7 @@ mod tests {
             size: Some(data.len() as u64),
             digests,
         };
-        let whole: Box<dyn Check> = Box::new(EntryCheck::new(&e));
+        let whole: Box<dyn Check> = Box::new(DigestCheck::new(&e.digests, false));
         let parts = whole.split();
         assert_eq!(parts.len(), 3);
         for mut p in parts {
@@ -401,7 +341,7 @@ mod tests {
         }
         let mut wrong = e.clone();
         wrong.digests.sha1 = Some([0; 20]);
-        let mut c: Box<dyn Check> = Box::new(EntryCheck::new(&wrong));
+        let mut c: Box<dyn Check> = Box::new(DigestCheck::new(&wrong.digests, false));
         c.update(data);
         let err = c.finish().unwrap_err();
         assert!(

@@ -102,9 +102,7 @@ pub struct Verified {
 pub struct Verifier {
     expected: Expected,
     len: u64,
-    blake2b: Blake2b512,
-    sha512: Option<Sha512>,
-    sha1: Option<Sha1>,
+    digests: DigestCheck,
 }
 
 impl fmt::Debug for Verifier {
@@ -120,9 +118,7 @@ impl Verifier {
     /// A verifier for a file that should match `expected`.
     pub fn new(expected: Expected) -> Verifier {
         Verifier {
-            sha512: expected.digests.sha512.map(|_| Sha512::new()),
-            sha1: expected.digests.sha1.map(|_| Sha1::new()),
-            blake2b: Blake2b512::new(),
+            digests: DigestCheck::new(&expected.digests, true),
             len: 0,
             expected,
         }
@@ -131,13 +127,7 @@ impl Verifier {
     /// Feeds the next bytes of the file.
     pub fn update(&mut self, bytes: &[u8]) {
         self.len += bytes.len() as u64;
-        self.blake2b.update(bytes);
-        if let Some(h) = &mut self.sha512 {
-            h.update(bytes);
-        }
-        if let Some(h) = &mut self.sha1 {
-            h.update(bytes);
-        }
+        self.digests.update(bytes);
     }
 
     /// Bytes fed so far.
@@ -172,24 +162,13 @@ impl Verifier {
         }
         let mut checked = Vec::new();
         let mut blake2b = [0u8; BLAKE2B_LEN];
-        blake2b.copy_from_slice(&self.blake2b.finalize());
-        let want = self.expected.digests.blake2b.as_ref().map(|d| d.as_slice());
-        compare(Algo::Blake2b, want, &blake2b, &mut checked)?;
-        if let (Some(h), Some(want)) = (self.sha512, &self.expected.digests.sha512) {
-            compare(
-                Algo::Sha512,
-                Some(want.as_slice()),
-                &h.finalize(),
-                &mut checked,
-            )?;
-        }
-        if let (Some(h), Some(want)) = (self.sha1, &self.expected.digests.sha1) {
-            compare(
-                Algo::Sha1,
-                Some(want.as_slice()),
-                &h.finalize(),
-                &mut checked,
-            )?;
+        for d in self.digests.finish()? {
+            if d.compared {
+                checked.push(d.algo);
+            }
+            if d.algo == Algo::Blake2b {
+                blake2b.copy_from_slice(&d.value);
+            }
         }
         Ok(Verified {
             size: self.len,
@@ -199,22 +178,106 @@ impl Verifier {
     }
 }
 
-fn compare(
+/// The digests an entry lists, computed while a file streams and compared at the end
+/// in the order BLAKE2B, SHA512, SHA1; the first that differs is the [`Mismatch`].
+/// The size is not its business: [`Verifier`] and the cache compare it themselves.
+#[derive(Clone)]
+pub(crate) struct DigestCheck(Vec<Part>);
+
+/// One digest being computed, and the value the entry gives (none: computed only).
+#[derive(Clone)]
+struct Part {
     algo: Algo,
-    want: Option<&[u8]>,
-    got: &[u8],
-    checked: &mut Vec<Algo>,
-) -> Result<(), Mismatch> {
-    let Some(want) = want else { return Ok(()) };
-    if want != got {
-        return Err(Mismatch::Digest {
-            algo,
-            expected: to_hex(want),
-            actual: to_hex(got),
-        });
+    hasher: Hasher,
+    want: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+enum Hasher {
+    Blake2b(Blake2b512),
+    Sha512(Sha512),
+    Sha1(Sha1),
+}
+
+/// A digest [`DigestCheck::finish`] computed.
+pub(crate) struct Computed {
+    pub(crate) algo: Algo,
+    pub(crate) value: Vec<u8>,
+    /// Whether the entry listed it (and it matched).
+    pub(crate) compared: bool,
+}
+
+impl DigestCheck {
+    /// A check of each digest `digests` lists; with `always_blake2b`, BLAKE2b-512 is
+    /// computed even when not listed (to be reported).
+    pub(crate) fn new(digests: &Digests, always_blake2b: bool) -> DigestCheck {
+        let mut parts = Vec::new();
+        if digests.blake2b.is_some() || always_blake2b {
+            let want = digests.blake2b.map(|d| d.to_vec());
+            parts.push(Part::new(Algo::Blake2b, want));
+        }
+        if let Some(want) = digests.sha512 {
+            parts.push(Part::new(Algo::Sha512, Some(want.to_vec())));
+        }
+        if let Some(want) = digests.sha1 {
+            parts.push(Part::new(Algo::Sha1, Some(want.to_vec())));
+        }
+        DigestCheck(parts)
     }
-    checked.push(algo);
-    Ok(())
+
+    /// Feeds the next bytes to every digest.
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        for p in &mut self.0 {
+            match &mut p.hasher {
+                Hasher::Blake2b(h) => h.update(bytes),
+                Hasher::Sha512(h) => h.update(bytes),
+                Hasher::Sha1(h) => h.update(bytes),
+            }
+        }
+    }
+
+    /// Compares each digest with the entry's. Errors: the first that differs.
+    pub(crate) fn finish(self) -> Result<Vec<Computed>, Mismatch> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for p in self.0 {
+            let value = match p.hasher {
+                Hasher::Blake2b(h) => h.finalize().to_vec(),
+                Hasher::Sha512(h) => h.finalize().to_vec(),
+                Hasher::Sha1(h) => h.finalize().to_vec(),
+            };
+            if let Some(want) = &p.want
+                && *want != value
+            {
+                return Err(Mismatch::Digest {
+                    algo: p.algo,
+                    expected: to_hex(want),
+                    actual: to_hex(&value),
+                });
+            }
+            out.push(Computed {
+                algo: p.algo,
+                compared: p.want.is_some(),
+                value,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The same check as one part per digest, to be fed in parallel; all must pass.
+    pub(crate) fn split(self) -> Vec<DigestCheck> {
+        self.0.into_iter().map(|p| DigestCheck(vec![p])).collect()
+    }
+}
+
+impl Part {
+    fn new(algo: Algo, want: Option<Vec<u8>>) -> Part {
+        let hasher = match algo {
+            Algo::Blake2b => Hasher::Blake2b(Blake2b512::new()),
+            Algo::Sha512 => Hasher::Sha512(Sha512::new()),
+            Algo::Sha1 => Hasher::Sha1(Sha1::new()),
+        };
+        Part { algo, hasher, want }
+    }
 }
 
 impl io::Write for Verifier {
