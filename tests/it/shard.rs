@@ -19,11 +19,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::daemon::{Daemon, find_program};
 use crate::support::process::Process;
 use crate::support::rng::Rng;
 use crate::support::{FakeFile, FakeMirror, Fault, TempDir, bytes, list_files, stored, wait_until};
@@ -489,9 +490,9 @@ fn fetch(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
 // ---------------------------------------------------------------------------------
 // Balancers
 
-/// A load balancer running as a child process; killed on drop.
+/// A load balancer running as a child process; stopped with its workers on drop.
 struct Balancer {
-    child: Child,
+    daemon: Daemon,
     addr: SocketAddr,
     dir: TempDir,
 }
@@ -531,21 +532,10 @@ impl Balancer {
     }
 }
 
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `name` on PATH or in the sbin directories (where Debian puts nginx and haproxy).
 /// Missing: `None` and a line saying the test skipped, or a failure in CI.
 fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file());
+    let found = find_program(name);
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -593,16 +583,12 @@ fn configure(contrib_file: &str, shards: &[SocketAddr], more: &[(&str, &str)]) -
 /// through `addr` answers 200.
 fn launch(mut cmd: Command, dir: TempDir, addr: SocketAddr) -> Balancer {
     let out = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
+    let daemon = Daemon::spawn(cmd.stdout(out.try_clone().unwrap()).stderr(out))
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut lb = Balancer { child, addr, dir };
+    let lb = Balancer { daemon, addr, dir };
     let up = wait_until(Duration::from_secs(15), || {
-        if let Ok(Some(status)) = lb.child.try_wait() {
-            panic!("{cmd:?} exited with {status}\n{}", lb.log());
+        if let Some(how) = lb.daemon.exited() {
+            panic!("{cmd:?} exited ({how})\n{}", lb.log());
         }
         fetch(addr, "/-/status.json").is_ok()
     });

@@ -5,6 +5,7 @@
 //! One test binary uses all of it, so the compiler reports a helper nobody calls.
 
 pub mod client;
+pub mod daemon;
 pub mod gentoo;
 pub mod mirror;
 pub mod process;
