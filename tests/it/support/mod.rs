@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod gentoo;
 pub mod mirror;
 pub mod process;
+pub mod proxy;
 pub mod rng;
 pub mod tls;
 
