@@ -111,7 +111,7 @@ fn unwritable_cache_still_serves_the_whole_file() {
     let obstacle = TempDir::new("obstacle");
     let target = obstacle.path().join("in-the-way");
     std::fs::write(&target, b"in the way").unwrap();
-    std::os::unix::fs::symlink(&target, cache.dir.path().join("distfiles")).unwrap();
+    std::os::unix::fs::symlink(&target, cache.root().join("distfiles")).unwrap();
     let r = cache.get(PATH);
     assert_eq!(r.status, 200);
     assert!(r.complete);
@@ -119,7 +119,7 @@ fn unwritable_cache_still_serves_the_whole_file() {
     cache.settle();
     assert_eq!(cache.files(), ["distfiles"], "nothing else was stored");
     // And once the obstacle is gone, the file is cached.
-    std::fs::remove_file(cache.dir.path().join("distfiles")).unwrap();
+    std::fs::remove_file(cache.root().join("distfiles")).unwrap();
     assert_eq!(cache.get(PATH).body, data);
     cache.settle();
     assert_eq!(cache.cached(PATH).as_deref(), Some(&data[..]));

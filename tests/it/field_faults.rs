@@ -302,7 +302,7 @@ fn revalidation_never_goes_back_in_time_with_a_lagging_mirror() {
         assert_ne!(seen.header("If-None-Match"), Some("\"b-new\""));
     }
     // Even with our copy gone (evicted, deleted), the older index is not served.
-    std::fs::remove_file(cache.dir.path().join("binpkgs/amd64/Packages")).unwrap();
+    std::fs::remove_file(cache.root().join("binpkgs/amd64/Packages")).unwrap();
     thread::sleep(Duration::from_millis(250));
     assert_eq!(cache.get(PATH).body, new.body);
 }

@@ -99,14 +99,13 @@ fn the_cap_holds_after_a_burst() {
     }
     cache.settle();
     assert!(
-        wait_until(Duration::from_secs(5), || disk_usage(cache.dir.path())
-            <= cap),
+        wait_until(Duration::from_secs(5), || disk_usage(cache.root()) <= cap),
         "{} bytes on disk over a cap of {cap}",
-        disk_usage(cache.dir.path())
+        disk_usage(cache.root())
     );
     let stats = cache.cache.index().stats();
     assert!(stats.bytes <= cap && stats.evictions >= 18, "{stats:?}");
-    assert_eq!(stats.bytes, disk_usage(cache.dir.path()));
+    assert_eq!(stats.bytes, disk_usage(cache.root()));
     // No download ran twice.
     assert!((0..24).all(|i| mirror.gets(&format!("/pkgs/f{i}.tbz2")) == 1));
 }
@@ -162,7 +161,7 @@ fn files_being_read_and_downloads_in_progress_survive_eviction() {
     drop(stalled);
     // With the reader gone, the cap is enforced again, oldest first.
     assert!(wait_until(Duration::from_secs(5), || {
-        disk_usage(cache.dir.path()) <= cap
+        disk_usage(cache.root()) <= cap
     }));
     assert_eq!(mirror.gets("/pkgs/slow.tbz2"), 1);
 }

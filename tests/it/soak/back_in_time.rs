@@ -108,7 +108,7 @@ fn a_copy_served_from_disk_is_remembered_once_it_is_gone() {
     let cache = TestCache::start_in(dir, &[a.url(), b.url()], |c| c.mutable_ttl = TTL);
     assert_eq!(cache.get(PACKAGES).text(), text(2));
     cache.settle();
-    std::fs::remove_file(cache.dir.path().join(stored(PACKAGES))).unwrap();
+    std::fs::remove_file(cache.root().join(stored(PACKAGES))).unwrap();
     assert_eq!(
         cache.get(PACKAGES).text(),
         text(2),
@@ -125,7 +125,7 @@ fn a_head_is_never_older_than_what_was_served() {
     assert_eq!(cache.get(PACKAGES).text(), text(2));
     cache.settle();
     a.put_file(PACKAGES, version(1, "a")); // catches up, not all the way
-    std::fs::remove_file(cache.dir.path().join(stored(PACKAGES))).unwrap();
+    std::fs::remove_file(cache.root().join(stored(PACKAGES))).unwrap();
     let told = head(cache.addr, PACKAGES);
     assert_eq!(told.header("Last-Modified").map(str::to_owned), lm(2));
 }
@@ -140,7 +140,7 @@ fn an_older_copy_from_the_other_process_is_not_served() {
     let cache = TestCache::start_with(&[a.url()], |c| c.mutable_ttl = Duration::from_secs(60));
     assert_eq!(cache.get(PACKAGES).text(), text(2));
     cache.settle();
-    put_copy(cache.dir.path(), 1);
+    put_copy(cache.root(), 1);
     assert_eq!(cache.get(PACKAGES).text(), text(2));
 }
 
@@ -153,7 +153,7 @@ fn an_etag_is_only_sent_for_the_copy_it_names() {
     let cache = cache(&[a.url()]);
     assert_eq!(cache.get(PACKAGES).text(), text(2));
     cache.settle();
-    put_copy(cache.dir.path(), 1);
+    put_copy(cache.root(), 1);
     for round in 0..3 {
         thread::sleep(TTL + Duration::from_millis(50));
         let reply = cache.get(PACKAGES);

@@ -69,12 +69,15 @@ pub fn config(cache: &Path, sources: &[String]) -> Config {
     }
 }
 
-/// A package-cache running in this process on 127.0.0.1 with a temporary cache.
+/// A package-cache running in this process on 127.0.0.1, on a temporary cache
+/// directory (or one the test gives it); stopped on drop.
 pub struct TestCache {
     pub server: Option<RunningServer>,
     pub cache: Arc<Cache>,
-    pub dir: TempDir,
     pub addr: std::net::SocketAddr,
+    root: PathBuf,
+    /// The cache directory, when it is this cache's own (removed after the stop).
+    _dir: Option<TempDir>,
 }
 
 impl TestCache {
@@ -89,22 +92,36 @@ impl TestCache {
         TestCache::start_in(dir, sources, tweak)
     }
 
-    /// Starts on an existing cache directory.
+    /// Starts on an existing cache directory, which it removes once stopped.
     pub fn start_in(
         dir: TempDir,
         sources: &[String],
         tweak: impl FnOnce(&mut Config),
     ) -> TestCache {
-        let mut config = config(dir.path(), sources);
+        let mut cache = TestCache::start_at(dir.path(), sources, tweak);
+        cache._dir = Some(dir);
+        cache
+    }
+
+    /// Starts on the cache directory `root`, which the test owns and keeps (a mount
+    /// point, another instance's directory).
+    pub fn start_at(root: &Path, sources: &[String], tweak: impl FnOnce(&mut Config)) -> TestCache {
+        let mut config = config(root, sources);
         tweak(&mut config);
         let (server, cache) = package_cache::app::start(&config).expect("start package-cache");
         let addr = server.local_addr();
         TestCache {
             server: Some(server),
             cache,
-            dir,
             addr,
+            root: root.to_path_buf(),
+            _dir: None,
         }
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The URL of `path` through this cache.
@@ -114,12 +131,12 @@ impl TestCache {
 
     /// The cached file for request `path` (`/distfiles/x` → `CACHE/distfiles/<hash>/x`).
     pub fn cached(&self, path: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.dir.path().join(stored(path))).ok()
+        std::fs::read(self.root.join(stored(path))).ok()
     }
 
     /// Every file below the cache directory, relative, sorted.
     pub fn files(&self) -> Vec<String> {
-        list_files(self.dir.path())
+        list_files(&self.root)
     }
 
     /// Waits (up to 10 s) for every download thread to end.
