@@ -1,8 +1,27 @@
-//! The ways a file that changes in place went back in time, as the soak found them
-//! (the list at [`super::BACK_IN_TIME_EXPECTED`]), each on its own and deterministic:
-//! one cache in this process, mirrors that lag, and, where the soak needs its second
-//! process, that process's older copy put in the cache directory by hand (as it renames
-//! one in). Each failed before its fix.
+//! The ways a file that changes in place went back in time (see
+//! [`super::checker::Timeline`]), as the soak found them, each on its own and
+//! deterministic: one cache in this process, mirrors that lag, and, where the soak
+//! needs its second process, that process's older copy put in the cache directory by
+//! hand (as it renames one in). Each failed before its fix; the soak fails on any
+//! answer that goes back in time.
+//!
+//! 1. While a new version is downloaded and stored, a request is answered from the
+//!    older copy on disk as a fresh HIT, although the process already gave the new
+//!    one out whole: to a HEAD (whole as soon as the download starts), or to a GET
+//!    whose last byte came before the fsync and rename.
+//! 2. A new version that cannot be stored (its source sent no length) is passed on,
+//!    and then the older copy on disk is served as a fresh HIT until the TTL ends.
+//! 3. A copy served from disk (HIT, REVALIDATED) is not remembered as served: after
+//!    a restart, or with a copy the other process stored, once that copy is deleted
+//!    (evicted, culled) a lagging mirror's older version is taken and served.
+//! 4. A HEAD for a file not on disk asks the sources and passes on what the first
+//!    one says, older or not.
+//! 5. With two processes: one that has not seen the newer version stores an older
+//!    one after a deletion, and the other serves it as a HIT (a HIT is never compared
+//!    with what the process served), or follows its download.
+//! 6. After such a replacement, revalidation sends the ETag of the version the
+//!    process downloaded with the date of the older copy now on disk; the source
+//!    answers 304 and the older copy is served (REVALIDATED) from then on.
 
 use std::path::Path;
 use std::thread;
