@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use crate::support::process::Process;
+use crate::support::process::{Process, free_port};
 use crate::support::*;
 
 // ---------------------------------------------------------------------------------
@@ -461,11 +461,7 @@ fn head_falls_back_to_get_when_a_source_refuses_head() {
 #[test]
 fn a_failing_source_is_reported_once_and_its_recovery_too() {
     // A port nobody listens on (yet).
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cache = TempDir::new("warn");
     let source = format!("http://127.0.0.1:{port}");
     let mut p = Process::start(&[

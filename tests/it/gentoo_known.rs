@@ -7,11 +7,10 @@
 //! fetched again, a repository sync picked up while running, `cull --unreferenced`, and
 //! binary packages checked against the binhost's `Packages`.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use crate::support::gentoo::{TestRepo, package_block};
-use crate::support::process::{Process, output};
+use crate::support::process::{Process, free_port, output};
 use crate::support::*;
 
 /// A cache in front of `mirror` knowing `repo`, once the repository is read.
@@ -39,15 +38,6 @@ fn number_after(json: &str, after: &str, key: &str) -> u64 {
     let k = format!("\"{key}\":");
     let v = &rest[rest.find(&k).unwrap_or_else(|| panic!("{key} in {rest}")) + k.len()..];
     v[..v.find([',', '}']).unwrap()].parse().unwrap()
-}
-
-/// A port nothing listens on.
-fn dead_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn ranged(cache: &TestCache, path: &str, from: usize) -> Reply {
@@ -126,7 +116,8 @@ fn a_file_no_mirror_has_comes_from_its_src_uri_under_its_arrow_name() {
 fn mirror_uris_fail_over_past_a_dead_mirror_and_every_use_conditional_counts() {
     let mirror = FakeMirror::start();
     let origin = FakeMirror::start();
-    let dead = format!("http://127.0.0.1:{}", dead_port());
+    // A port nothing listens on.
+    let dead = format!("http://127.0.0.1:{}", free_port());
     let acl = bytes(50_000, 2);
     let extra = bytes(20_000, 3);
     origin.put("/pub/acl/acl-2.3.2.tar.xz", acl.clone());

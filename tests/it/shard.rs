@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::client::READ_TIMEOUT;
 use crate::support::daemon::{Daemon, find_program};
-use crate::support::process::Process;
+use crate::support::process::{Process, free_port};
 use crate::support::rng::Rng;
 use crate::support::{FakeFile, FakeMirror, Fault, TempDir, bytes, list_files, stored, wait_until};
 use package_cache::gentoo::distfiles::store_path;
@@ -560,15 +560,6 @@ fn tool(name: &str) -> Option<PathBuf> {
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A free port on 127.0.0.1 (free when asked: the balancer binds it just after).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `contrib_file` with the instance placeholders replaced by `shards`, and each
