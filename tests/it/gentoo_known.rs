@@ -360,8 +360,16 @@ fn another_process_following_a_download_never_sees_a_wrong_copy_complete() {
             }
         }
         assert_eq!(mirror.gets(path), 1, "one download for both processes");
-        std::thread::sleep(Duration::from_millis(300));
-        let stored = list_files(dir.path()).iter().any(|f| f.ends_with(name));
+        // The download is over once its part file is gone (renamed into place, or
+        // removed); then the copy is stored only if it was right.
+        let stored = || list_files(dir.path()).iter().any(|f| f.ends_with(name));
+        wait_until(Duration::from_secs(5), || {
+            stored() == whole
+                && !list_files(dir.path())
+                    .iter()
+                    .any(|f| f.ends_with(".pc-part"))
+        });
+        let stored = stored();
         assert_eq!(stored, whole, "{:?}", list_files(dir.path()));
     }
 }
@@ -431,10 +439,12 @@ fn a_repository_sync_is_picked_up_while_running() {
     repo.synced();
     let t0 = Instant::now();
     let mut last = cache.get(path);
-    while last.status != 200 && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-        last = cache.get(path);
-    }
+    wait_until(Duration::from_secs(20), || {
+        if last.status != 200 {
+            last = cache.get(path);
+        }
+        last.status == 200
+    });
     assert_eq!(last.status, 200, "{}", last.text());
     assert!(last.complete && last.body == new);
     eprintln!("the sync was picked up in {:?}", t0.elapsed());
