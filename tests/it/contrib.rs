@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::TempDir;
-use crate::support::process::binary;
+use crate::support::process::{binary, binary_path};
 
 const INIT_D: &str = "contrib/openrc/init.d/package-cache";
 const CONF_D: &str = "contrib/openrc/conf.d/package-cache";
@@ -495,7 +495,7 @@ fn systemd_unit() {
     // verify checks that ExecStart's program exists: point it at the binary under test.
     let tmp = TempDir::new("systemd");
     let copy = tmp.path().join("package-cache.service");
-    let bin = env!("CARGO_BIN_EXE_package-cache");
+    let bin = binary_path().to_str().expect("a UTF-8 path");
     std::fs::write(&copy, unit.replace("/usr/bin/package-cache", bin)).unwrap();
     let out = run(Command::new(analyze)
         .args(["verify", "--man=no"])

@@ -15,6 +15,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::process::binary_path;
+
 #[test]
 fn real_portage_fetches_through_the_cache() {
     let Some(python) = std::env::var_os("PC_PORTAGE_PYTHON") else {
@@ -29,7 +31,7 @@ fn real_portage_fetches_through_the_cache() {
     let started = Instant::now();
     let out = Command::new(&python)
         .arg(&script)
-        .arg(env!("CARGO_BIN_EXE_package-cache"))
+        .arg(binary_path())
         .output()
         .expect("run contrib/portage-check.py");
     let stdout = String::from_utf8_lossy(&out.stdout);

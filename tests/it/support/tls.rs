@@ -1,6 +1,5 @@
 //! Self-signed certificates made by `openssl` the way private mirrors make them, and a
 //! small HTTPS server (rustls) that serves fixed files with one of them. Loopback only.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
