@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use crate::support::TempDir;
 use crate::support::process::{binary, binary_path};
+use crate::support::tools::on_path;
 
 const INIT_D: &str = "contrib/openrc/init.d/package-cache";
 const CONF_D: &str = "contrib/openrc/conf.d/package-cache";
@@ -42,14 +43,6 @@ fn path(rel: &str) -> PathBuf {
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-/// `name` as found on PATH, if it is there.
-fn on_path(name: &str) -> Option<PathBuf> {
-    let dirs = std::env::var_os("PATH")?;
-    std::env::split_paths(&dirs)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// The POSIX shells to try the scripts with: sh, and bash and dash when installed.

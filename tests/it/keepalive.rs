@@ -16,7 +16,8 @@ use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::daemon::{Daemon, find_program};
+use crate::support::daemon::Daemon;
+use crate::support::tools::require_tool;
 use crate::support::*;
 
 /// Every answer's first byte must arrive within this.
@@ -324,12 +325,7 @@ impl Nginx {
 
 #[test]
 fn behind_nginx_with_upstream_keepalive_every_answer_starts_at_once() {
-    let Some(binary) = find_program("nginx") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "nginx is missing on CI (.ci/run installs it)"
-        );
-        println!("skipped: nginx is not installed");
+    let Some(binary) = require_tool("nginx") else {
         return;
     };
     let _serial = one_at_a_time();

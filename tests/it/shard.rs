@@ -11,23 +11,24 @@
 //!    client still ends with the whole file, retrying as wget does after a short read;
 //!    the balancer sends the dead instance's files to one survivor each.
 //!
-//! The balancers run as children in a temporary prefix, on 127.0.0.1. Without nginx or
-//! HAProxy a test says it skipped; in CI (`CI` set) it fails instead, since `.ci/run`
-//! installs them.
+//! The balancers run as children in a temporary prefix, on 127.0.0.1, and stop with
+//! their workers. Without nginx or HAProxy a test says it skipped; in CI (`CI` set and
+//! not empty) it fails instead, since `.ci/run` installs them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::client::READ_TIMEOUT;
-use crate::support::daemon::{Daemon, find_program};
+use crate::support::daemon::Daemon;
 use crate::support::process::{Process, free_port};
 use crate::support::rng::Rng;
+use crate::support::tools::require_tool;
 use crate::support::{FakeFile, FakeMirror, Fault, TempDir, bytes, list_files, stored, wait_until};
 use package_cache::gentoo::distfiles::store_path;
 use package_cache::gentoo::layout::Layout;
@@ -52,13 +53,15 @@ const CLIENTS_DEADLINE: Duration = Duration::from_secs(3 * READ_TIMEOUT.as_secs(
 
 #[test]
 fn nginx_shards_by_distfile_name_and_fails_over() {
-    let Some(nginx) = tool("nginx") else { return };
+    let Some(nginx) = require_tool("nginx") else {
+        return;
+    };
     scenario("nginx", |shards| start_nginx(&nginx, shards));
 }
 
 #[test]
 fn haproxy_shards_by_distfile_name_and_fails_over() {
-    let Some(haproxy) = tool("haproxy") else {
+    let Some(haproxy) = require_tool("haproxy") else {
         return;
     };
     scenario("haproxy", |shards| start_haproxy(&haproxy, shards));
@@ -542,20 +545,6 @@ impl Balancer {
             }
         }
     }
-}
-
-/// `name` on PATH or in the sbin directories (where Debian puts nginx and haproxy).
-/// Missing: `None` and a line saying the test skipped, or a failure in CI.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = find_program(name);
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed; .ci/run installs it (apt-get install -y {name})"
-        );
-        eprintln!("skipped: {name} is not installed (apt-get install {name})");
-    }
-    found
 }
 
 fn root() -> &'static Path {

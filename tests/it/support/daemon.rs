@@ -1,27 +1,12 @@
-//! Real servers the tests run as children (nginx, HAProxy): found where distributions
-//! install them, started in a process group of their own, and stopped with everything
-//! they forked when the test is done with them.
+//! Real servers the tests run as children (nginx, HAProxy; found with
+//! [`super::tools::require_tool`]): started in a process group of their own, and
+//! stopped with everything they forked when the test is done with them.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::wait_until;
-
-/// Where `name` is installed: the first executable file of that name on `PATH`, then
-/// in the sbin directories (Debian puts nginx and haproxy in /usr/sbin, which an
-/// unprivileged user's `PATH` often lacks).
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
 
 /// A server running as a child in its own process group. Dropping it stops the whole
 /// group (a master and its workers): SIGTERM, then SIGKILL to what is left after 5 s.

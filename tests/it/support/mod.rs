@@ -12,6 +12,7 @@ pub mod process;
 pub mod proxy;
 pub mod rng;
 pub mod tls;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
