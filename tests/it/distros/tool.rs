@@ -13,7 +13,7 @@ use crate::support::tools::{on_path, skip};
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// A program the tests need and the Debian package that installs it (`.ci/run`
-/// installs the same list).
+/// installs them all: [`ci_installs_every_tool`] checks its table).
 pub struct Tool {
     /// A command on `PATH`, or an absolute path to a file.
     pub needs: &'static str,
@@ -29,11 +29,21 @@ const GPG_AGENT: Tool = Tool {
     needs: "gpg-agent",
     package: "gpg-agent",
 };
+/// Stops the agent when a test is done ([`super::gpg::stop_agent`]).
+const GPGCONF: Tool = Tool {
+    needs: "gpgconf",
+    package: "gpgconf",
+};
 pub const APT: &[Tool] = &[
     GPG,
     GPG_AGENT,
+    GPGCONF,
     Tool {
         needs: "apt-get",
+        package: "apt",
+    },
+    Tool {
+        needs: "apt-cache",
         package: "apt",
     },
     Tool {
@@ -56,6 +66,7 @@ pub const APT: &[Tool] = &[
 pub const PACMAN: &[Tool] = &[
     GPG,
     GPG_AGENT,
+    GPGCONF,
     Tool {
         needs: "pacman",
         package: "pacman-package-manager",
@@ -239,4 +250,29 @@ pub fn run(cmd: &mut Command) -> Run {
     };
     assert!(status.is_some(), "killed after {LIMIT:?}:\n{run}");
     run
+}
+
+/// `.ci/run` installs every tool these tests need: its table of commands and packages
+/// holds each of [`APT`], [`PACMAN`] and [`DNF`] (the two lists once drifted apart).
+#[test]
+fn ci_installs_every_tool() {
+    let script = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run"))
+        .expect("read .ci/run");
+    let table: Vec<(&str, &str)> = script
+        .split_once("<<'TOOLS'\n")
+        .and_then(|(_, rest)| rest.split_once("\nTOOLS\n"))
+        .expect("the TOOLS table in .ci/run")
+        .0
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    for t in APT.iter().chain(PACMAN).chain(DNF) {
+        assert!(
+            table.contains(&(t.needs, t.package)),
+            ".ci/run does not install {} (`{} {}` in its TOOLS table)",
+            t.needs,
+            t.needs,
+            t.package
+        );
+    }
 }
