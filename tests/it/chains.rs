@@ -27,13 +27,6 @@ fn no_downloads(addr: SocketAddr, limit: Duration) -> bool {
     wait_until(limit, || status(addr).contains("\"downloads\":[]"))
 }
 
-fn get_with(addr: SocketAddr, path: &str, headers: &str) -> Reply {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n"),
-    )
-}
-
 #[test]
 fn three_tiers_name_themselves_in_via_and_store_one_copy_each() {
     let mirror = FakeMirror::start();

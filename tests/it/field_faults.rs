@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::support::process::{Process, free_port};
 use crate::support::*;
@@ -127,19 +127,6 @@ impl Hanging {
     fn connections(&self) -> usize {
         self.held.lock().unwrap().len()
     }
-}
-
-/// Sends `GET path` and returns how long the status line took and the reply.
-fn timed_get(addr: SocketAddr, path: &str, extra: &str) -> (Duration, Reply) {
-    let started = Instant::now();
-    let mut c = Conn::open(addr);
-    c.send(&format!(
-        "GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"
-    ));
-    let mut first = [0u8; 1];
-    c.stream().peek(&mut first).expect("a response");
-    let ttfb = started.elapsed();
-    (ttfb, c.read(false))
 }
 
 // ---------------------------------------------------------------------------------

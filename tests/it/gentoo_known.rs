@@ -40,15 +40,6 @@ fn number_after(json: &str, after: &str, key: &str) -> u64 {
     v[..v.find([',', '}']).unwrap()].parse().unwrap()
 }
 
-fn ranged(cache: &TestCache, path: &str, from: usize) -> Reply {
-    request(
-        cache.addr,
-        &format!(
-            "GET {path} HTTP/1.1\r\nHost: test\r\nRange: bytes={from}-\r\nConnection: close\r\n\r\n"
-        ),
-    )
-}
-
 #[test]
 fn a_file_no_mirror_has_comes_from_its_src_uri_under_its_arrow_name() {
     let mirror = FakeMirror::start();
@@ -279,7 +270,11 @@ fn a_wrong_copy_is_never_stored_nor_complete_and_the_next_request_gets_the_next_
     );
 
     // wget -c: the rest, from the next source; the mirror is not asked again.
-    let r = ranged(&cache, path, good.len() - 1);
+    let r = get_with(
+        cache.addr,
+        path,
+        &format!("Range: bytes={}-\r\n", good.len() - 1),
+    );
     assert_eq!(r.status, 206, "{}", r.text());
     assert!(r.complete && r.body == good[good.len() - 1..]);
     assert_eq!(mirror.gets(path), 2, "the query, the download, and no more");

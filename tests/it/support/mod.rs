@@ -23,7 +23,7 @@ use package_cache::cache::Cache;
 use package_cache::config::Config;
 use package_cache::http::RunningServer;
 
-pub use client::{Conn, Reply, get, head, request};
+pub use client::{Conn, Reply, get, get_with, head, request, timed_get};
 pub use mirror::{FakeFile, FakeMirror, Fault};
 
 /// A directory removed on drop.
