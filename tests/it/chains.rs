@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::support::process::{Process, free_port};
 use crate::support::*;
@@ -277,13 +277,7 @@ fn a_conditional_request_revalidates_through_two_tiers() {
     // The mirror publishes a new index; once the region's TTL has run out too, the
     // site's next revalidation reaches the mirror through the region.
     let new = b"TIMESTAMP: 2\n".to_vec();
-    mirror.put_file(
-        path,
-        FakeFile {
-            last_modified: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-            ..FakeFile::new(new.clone())
-        },
-    );
+    mirror.put_file(path, FakeFile::new(new.clone()).modified_at(1_700_000_000));
     let region_ttl_over = Duration::from_millis(5000);
     thread::sleep(region_ttl_over.saturating_sub(t0.elapsed()));
     let third = get(site.addr, path);

@@ -3,26 +3,15 @@
 //! directory (here two instances in this process, which share nothing but the
 //! directory, as two processes would).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::support::{FakeFile, FakeMirror, TestCache};
 
 const TTL: Duration = Duration::from_secs(1);
 
-fn lm(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-fn file(body: &str, modified: u64) -> FakeFile {
-    FakeFile {
-        last_modified: Some(lm(modified)),
-        ..FakeFile::new(body)
-    }
-}
-
 fn publish(mirror: &FakeMirror, files: &[(&str, &str)], modified: u64) {
     for (path, body) in files {
-        mirror.put_file(path, file(body, modified));
+        mirror.put_file(path, FakeFile::new(*body).modified_at(modified));
     }
 }
 

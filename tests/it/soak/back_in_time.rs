@@ -36,10 +36,8 @@ const TTL: Duration = Duration::from_millis(300);
 /// ETag naming `mirror`.
 fn version(n: u64, mirror: &str) -> FakeFile {
     FakeFile {
-        body: format!("TIMESTAMP: {n}\n").into_bytes(),
-        last_modified: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000 + 60 * n)),
         etag: Some(format!("\"{mirror}-{n}\"")),
-        faults: vec![],
+        ..FakeFile::new(text(n)).modified_at(1_700_000_000 + 60 * n)
     }
 }
 

@@ -219,10 +219,8 @@ impl Version {
     /// As mirror `mirror` (`'a'`, `'b'`) serves it: with its own ETag.
     pub fn file(&self, mirror: char, seed: u64) -> FakeFile {
         FakeFile {
-            body: self.body.as_slice().to_vec(),
-            last_modified: Some(UNIX_EPOCH + Duration::from_secs(self.modified)),
             etag: Some(format!("\"{mirror}-{:x}-{}\"", seed & 0xffff_ffff, self.n)),
-            faults: Vec::new(),
+            ..FakeFile::new(self.body.as_slice()).modified_at(self.modified)
         }
     }
 }
