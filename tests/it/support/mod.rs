@@ -1,6 +1,8 @@
 //! Test support: a fake upstream mirror with fault injection, a package-cache started
 //! in-process on port 0, a raw HTTP client that reports exactly what arrived, and
-//! temporary directories. Loopback only; every wait is bounded.
+//! temporary directories; the real binary as a process, a Squid-like proxy, real
+//! servers (nginx, HAProxy) in their own process group, and the rule for a missing
+//! tool (skip, or fail in CI). Loopback only; every wait is bounded.
 //!
 //! One test binary uses all of it, so the compiler reports a helper nobody calls.
 
