@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::support::process::{Process, free_port};
 use crate::support::*;
@@ -25,13 +25,6 @@ fn status(addr: SocketAddr) -> String {
 /// Waits (up to `limit`) until the cache at `addr` has no download in progress.
 fn no_downloads(addr: SocketAddr, limit: Duration) -> bool {
     wait_until(limit, || status(addr).contains("\"downloads\":[]"))
-}
-
-fn get_with(addr: SocketAddr, path: &str, headers: &str) -> Reply {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n"),
-    )
 }
 
 #[test]
@@ -284,13 +277,7 @@ fn a_conditional_request_revalidates_through_two_tiers() {
     // The mirror publishes a new index; once the region's TTL has run out too, the
     // site's next revalidation reaches the mirror through the region.
     let new = b"TIMESTAMP: 2\n".to_vec();
-    mirror.put_file(
-        path,
-        FakeFile {
-            last_modified: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-            ..FakeFile::new(new.clone())
-        },
-    );
+    mirror.put_file(path, FakeFile::new(new.clone()).modified_at(1_700_000_000));
     let region_ttl_over = Duration::from_millis(5000);
     thread::sleep(region_ttl_over.saturating_sub(t0.elapsed()));
     let third = get(site.addr, path);

@@ -11,18 +11,15 @@ use crate::support::*;
 
 const PATH: &str = "/distfiles/herd.tar.xz";
 
-/// A client that records when its first body byte arrived.
+/// An answer, and when its first body byte arrived.
 struct Timed {
     reply: Reply,
     first_byte: Duration,
 }
 
-fn timed_get(addr: SocketAddr, path: &str, t0: Instant) -> Timed {
-    let mut conn = Conn::open(addr);
-    conn.send(&format!(
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    ));
-    let reply = conn.read(false);
+/// `GET path`, with its first body byte timed from `t0`.
+fn get_timed_from(addr: SocketAddr, path: &str, t0: Instant) -> Timed {
+    let reply = get(addr, path);
     Timed {
         first_byte: reply
             .first_byte
@@ -39,7 +36,7 @@ fn herd(addrs: &[SocketAddr], n: usize, t0: Instant) -> Vec<Timed> {
             let (addr, barrier) = (addrs[i % addrs.len()], barrier.clone());
             thread::spawn(move || {
                 barrier.wait();
-                timed_get(addr, PATH, t0)
+                get_timed_from(addr, PATH, t0)
             })
         })
         .collect();
@@ -209,9 +206,9 @@ fn killed_process_leader_is_survived_by_the_other_process() {
     let mut a = Process::start(&["--source", &mirror.url(), "--cache", &cache_arg]);
     let b = Process::start(&["--source", &mirror.url(), "--cache", &cache_arg]);
     let (a_addr, b_addr) = (a.addr, b.addr);
-    let leader = thread::spawn(move || timed_get(a_addr, PATH, Instant::now()));
+    let leader = thread::spawn(move || get_timed_from(a_addr, PATH, Instant::now()));
     assert!(wait_until(Duration::from_secs(5), || mirror.sent(PATH) > 0));
-    let follower = thread::spawn(move || timed_get(b_addr, PATH, Instant::now()));
+    let follower = thread::spawn(move || get_timed_from(b_addr, PATH, Instant::now()));
     thread::sleep(Duration::from_millis(500));
     a.signal(libc::SIGKILL);
     let _ = a.wait_exit(Duration::from_secs(5));

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::TempDir;
-use crate::support::process::binary;
+use crate::support::process::{binary, binary_path};
+use crate::support::tools::on_path;
 
 const INIT_D: &str = "contrib/openrc/init.d/package-cache";
 const CONF_D: &str = "contrib/openrc/conf.d/package-cache";
@@ -42,14 +43,6 @@ fn path(rel: &str) -> PathBuf {
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-/// `name` as found on PATH, if it is there.
-fn on_path(name: &str) -> Option<PathBuf> {
-    let dirs = std::env::var_os("PATH")?;
-    std::env::split_paths(&dirs)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// The POSIX shells to try the scripts with: sh, and bash and dash when installed.
@@ -495,7 +488,7 @@ fn systemd_unit() {
     // verify checks that ExecStart's program exists: point it at the binary under test.
     let tmp = TempDir::new("systemd");
     let copy = tmp.path().join("package-cache.service");
-    let bin = env!("CARGO_BIN_EXE_package-cache");
+    let bin = binary_path().to_str().expect("a UTF-8 path");
     std::fs::write(&copy, unit.replace("/usr/bin/package-cache", bin)).unwrap();
     let out = run(Command::new(analyze)
         .args(["verify", "--man=no"])

@@ -5,18 +5,14 @@
 //! The cache sits on a small tmpfs, mounted for the test. That needs root and the
 //! permission to mount: without them the tests print "skipping: ..." and pass.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::process::Process;
 use crate::support::*;
-use package_cache::cache::Cache as PcCache;
-use package_cache::http::RunningServer;
 
 const MIB: usize = 1 << 20;
 
@@ -122,69 +118,20 @@ fn tmpfs_or_skip(size: &str) -> Option<Tmpfs> {
     }
 }
 
-/// A package-cache in this process with its cache directory at `root` (settings as
-/// `TestCache`'s); stopped on drop.
-struct Cache {
-    server: Option<RunningServer>,
-    cache: Arc<PcCache>,
-    addr: SocketAddr,
-    root: PathBuf,
+/// Waits for every download to end (a download still running after 10 s fails).
+fn settle_all(cache: &TestCache) {
+    assert!(
+        wait_until(Duration::from_secs(10), || cache
+            .cache
+            .downloads_in_progress()
+            == 0),
+        "downloads still running"
+    );
 }
 
-impl Cache {
-    fn start(root: &Path, sources: &[String]) -> Cache {
-        Cache::start_with(root, sources, |_| {})
-    }
-
-    fn start_with(
-        root: &Path,
-        sources: &[String],
-        tweak: impl FnOnce(&mut package_cache::config::Config),
-    ) -> Cache {
-        let mut config = crate::support::config(root, sources);
-        tweak(&mut config);
-        let (server, cache) = package_cache::app::start(&config).expect("start package-cache");
-        Cache {
-            addr: server.local_addr(),
-            server: Some(server),
-            cache,
-            root: root.to_path_buf(),
-        }
-    }
-
-    fn settle(&self) {
-        assert!(
-            wait_until(Duration::from_secs(10), || self
-                .cache
-                .downloads_in_progress()
-                == 0),
-            "downloads still running"
-        );
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        get(self.addr, path)
-    }
-
-    fn cached(&self, path: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.root.join(stored(path))).ok()
-    }
-
-    /// Every file below the cache directory but the filler.
-    fn files(&self) -> Vec<String> {
-        list_files(&self.root)
-            .into_iter()
-            .filter(|f| f != FILLER)
-            .collect()
-    }
-}
-
-impl Drop for Cache {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            let _ = s.stop();
-        }
-    }
+/// Every file below the cache directory but the filler.
+fn cached_files(cache: &TestCache) -> Vec<String> {
+    cache.files().into_iter().filter(|f| f != FILLER).collect()
 }
 
 /// A file taking room on the small disk, removed to make room.
@@ -241,7 +188,7 @@ fn a_full_disk_still_serves_whole_files_and_stores_nothing_partial() {
     for (p, d) in &smalls {
         mirror.put(p, d.clone());
     }
-    let cache = Cache::start(&root, &[mirror.url()]);
+    let cache = TestCache::start_at(&root, &[mirror.url()], |_| {});
     fill(&root, 5 * MIB);
     let free = disk.free();
     assert!(
@@ -253,9 +200,9 @@ fn a_full_disk_still_serves_whole_files_and_stores_nothing_partial() {
     let r = cache.get(BIG);
     assert_whole(&r, &big, "big file on a full disk");
     assert_eq!(r.header("x-cache"), Some("MISS"));
-    cache.settle();
+    settle_all(&cache);
     assert_eq!(
-        cache.files(),
+        cached_files(&cache),
         Vec::<String>::new(),
         "nothing partial stored"
     );
@@ -309,8 +256,12 @@ fn a_full_disk_still_serves_whole_files_and_stores_nothing_partial() {
             assert_whole(&r, &big, "concurrent client");
         }
     }
-    cache.settle();
-    assert_eq!(cache.files(), Vec::<String>::new(), "still nothing stored");
+    settle_all(&cache);
+    assert_eq!(
+        cached_files(&cache),
+        Vec::<String>::new(),
+        "still nothing stored"
+    );
     let gets = mirror.gets(BIG);
     assert!(
         (4..=7).contains(&gets),
@@ -320,14 +271,14 @@ fn a_full_disk_still_serves_whole_files_and_stores_nothing_partial() {
 
     // 3. Bigger than the whole disk: same.
     assert_whole(&cache.get(HUGE), &huge, "a file bigger than the disk");
-    cache.settle();
-    assert_eq!(cache.files(), Vec::<String>::new());
+    settle_all(&cache);
+    assert_eq!(cached_files(&cache), Vec::<String>::new());
 
     // 4. Files that fit are stored, and then hits.
     for (p, d) in &smalls {
         assert_whole(&cache.get(p), d, p);
     }
-    cache.settle();
+    settle_all(&cache);
     for (p, d) in &smalls {
         assert_eq!(cache.cached(p).as_deref(), Some(&d[..]), "{p} stored");
         let again = cache.get(p);
@@ -341,7 +292,7 @@ fn a_full_disk_still_serves_whole_files_and_stores_nothing_partial() {
     let before = mirror.gets(BIG);
     let r = cache.get(BIG);
     assert_whole(&r, &big, "big file with room");
-    cache.settle();
+    settle_all(&cache);
     assert_eq!(cache.cached(BIG).as_deref(), Some(&big[..]), "stored now");
     assert_eq!(mirror.gets(BIG), before + 1, "one plain download");
     assert_eq!(upstream_ranges(&mirror, BIG).last(), Some(&None));
@@ -352,13 +303,13 @@ fn a_full_disk_still_serves_whole_files_and_stores_nothing_partial() {
 
     // 6. The huge file still does not fit; after the disk grows, it does.
     assert_whole(&cache.get(HUGE), &huge, "huge file, still too big");
-    cache.settle();
+    settle_all(&cache);
     assert_eq!(cache.cached(HUGE), None);
     match disk.resize("64m") {
         Ok(()) => {
             let before = mirror.gets(HUGE);
             assert_whole(&cache.get(HUGE), &huge, "huge file with room");
-            cache.settle();
+            settle_all(&cache);
             assert_eq!(cache.cached(HUGE).as_deref(), Some(&huge[..]), "stored now");
             let hit = cache.get(HUGE);
             assert_whole(&hit, &huge, "huge file hit");
@@ -375,7 +326,7 @@ fn a_full_disk_still_serves_whole_files_and_stores_nothing_partial() {
         expected.push(stored(HUGE));
     }
     expected.sort();
-    assert_eq!(cache.files(), expected);
+    assert_eq!(cached_files(&cache), expected);
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 
@@ -448,7 +399,7 @@ fn a_full_disk_still_checks_what_a_manifest_lists() {
         "app-misc/checked",
         &[("checked-4m.tar.xz", &good), ("wrong-4m.tar.xz", &good)],
     );
-    let cache = Cache::start_with(&root, &[mirror.url()], |c| {
+    let cache = TestCache::start_at(&root, &[mirror.url()], |c| {
         c.repos = vec![repo.path().to_path_buf()];
     });
     assert!(wait_until(Duration::from_secs(10), || cache
@@ -470,6 +421,6 @@ fn a_full_disk_still_checks_what_a_manifest_lists() {
         "{} bytes",
         r.body.len()
     );
-    cache.settle();
-    assert_eq!(cache.files(), Vec::<String>::new(), "nothing stored");
+    settle_all(&cache);
+    assert_eq!(cached_files(&cache), Vec::<String>::new(), "nothing stored");
 }

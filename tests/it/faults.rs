@@ -111,7 +111,7 @@ fn unwritable_cache_still_serves_the_whole_file() {
     let obstacle = TempDir::new("obstacle");
     let target = obstacle.path().join("in-the-way");
     std::fs::write(&target, b"in the way").unwrap();
-    std::os::unix::fs::symlink(&target, cache.dir.path().join("distfiles")).unwrap();
+    std::os::unix::fs::symlink(&target, cache.root().join("distfiles")).unwrap();
     let r = cache.get(PATH);
     assert_eq!(r.status, 200);
     assert!(r.complete);
@@ -119,7 +119,7 @@ fn unwritable_cache_still_serves_the_whole_file() {
     cache.settle();
     assert_eq!(cache.files(), ["distfiles"], "nothing else was stored");
     // And once the obstacle is gone, the file is cached.
-    std::fs::remove_file(cache.dir.path().join("distfiles")).unwrap();
+    std::fs::remove_file(cache.root().join("distfiles")).unwrap();
     assert_eq!(cache.get(PATH).body, data);
     cache.settle();
     assert_eq!(cache.cached(PATH).as_deref(), Some(&data[..]));
@@ -149,9 +149,10 @@ fn a_range_request_outlives_a_download_that_breaks_before_its_first_byte() {
     mirror.put("/snapshots/r.tar.xz", data.clone());
     mirror.fail_next("/snapshots/r.tar.xz", vec![Fault::ResetAfter(100_000)]);
     let cache = TestCache::start(&[mirror.url()]);
-    let r = crate::support::request(
+    let r = get_with(
         cache.addr,
-        "GET /snapshots/r.tar.xz HTTP/1.1\r\nHost: t\r\nRange: bytes=300000-\r\nConnection: close\r\n\r\n",
+        "/snapshots/r.tar.xz",
+        "Range: bytes=300000-\r\n",
     );
     // The first download broke before byte 300000: a new one serves the range.
     assert_eq!(r.status, 206);

@@ -6,9 +6,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use crate::support::process::Process;
+use crate::support::process::{Process, free_port};
 use crate::support::*;
 
 // ---------------------------------------------------------------------------------
@@ -127,19 +127,6 @@ impl Hanging {
     fn connections(&self) -> usize {
         self.held.lock().unwrap().len()
     }
-}
-
-/// Sends `GET path` and returns how long the status line took and the reply.
-fn timed_get(addr: SocketAddr, path: &str, extra: &str) -> (Duration, Reply) {
-    let started = Instant::now();
-    let mut c = Conn::open(addr);
-    c.send(&format!(
-        "GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"
-    ));
-    let mut first = [0u8; 1];
-    c.stream().peek(&mut first).expect("a response");
-    let ttfb = started.elapsed();
-    (ttfb, c.read(false))
 }
 
 // ---------------------------------------------------------------------------------
@@ -302,7 +289,7 @@ fn revalidation_never_goes_back_in_time_with_a_lagging_mirror() {
         assert_ne!(seen.header("If-None-Match"), Some("\"b-new\""));
     }
     // Even with our copy gone (evicted, deleted), the older index is not served.
-    std::fs::remove_file(cache.dir.path().join("binpkgs/amd64/Packages")).unwrap();
+    std::fs::remove_file(cache.root().join("binpkgs/amd64/Packages")).unwrap();
     thread::sleep(Duration::from_millis(250));
     assert_eq!(cache.get(PATH).body, new.body);
 }
@@ -461,11 +448,7 @@ fn head_falls_back_to_get_when_a_source_refuses_head() {
 #[test]
 fn a_failing_source_is_reported_once_and_its_recovery_too() {
     // A port nobody listens on (yet).
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cache = TempDir::new("warn");
     let source = format!("http://127.0.0.1:{port}");
     let mut p = Process::start(&[

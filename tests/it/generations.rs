@@ -3,26 +3,15 @@
 //! directory (here two instances in this process, which share nothing but the
 //! directory, as two processes would).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::support::{FakeFile, FakeMirror, TestCache, get};
+use crate::support::{FakeFile, FakeMirror, TestCache};
 
 const TTL: Duration = Duration::from_secs(1);
 
-fn lm(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-fn file(body: &str, modified: u64) -> FakeFile {
-    FakeFile {
-        last_modified: Some(lm(modified)),
-        ..FakeFile::new(body)
-    }
-}
-
 fn publish(mirror: &FakeMirror, files: &[(&str, &str)], modified: u64) {
     for (path, body) in files {
-        mirror.put_file(path, file(body, modified));
+        mirror.put_file(path, FakeFile::new(*body).modified_at(modified));
     }
 }
 
@@ -120,14 +109,11 @@ fn processes_sharing_a_directory_follow_each_others_generations() {
     // The first with a short TTL, the second with a long one: left alone, the second
     // would serve its generation for a minute.
     let first = TestCache::start_with(&[mirror.url()], short_ttl());
-    let config = {
-        let mut c = crate::support::config(first.dir.path(), &[mirror.url()]);
+    let second = TestCache::start_at(first.root(), &[mirror.url()], |c| {
         c.mutable_ttl = Duration::from_secs(60);
-        c
-    };
-    let (server, second) = package_cache::app::start(&config).expect("a second instance");
+    });
     let second_get = |path: &str| {
-        let r = get(server.local_addr(), path);
+        let r = second.get(path);
         (r.text(), r.header("X-Cache").unwrap_or("").to_owned())
     };
     assert_eq!(ask(&first, anchor).0, "release 1");
@@ -175,6 +161,4 @@ fn processes_sharing_a_directory_follow_each_others_generations() {
         (sent_anchor + 1, sent_member + 1),
         "one conditional request each"
     );
-    let _ = server.stop();
-    second.index().stop();
 }

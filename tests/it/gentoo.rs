@@ -181,13 +181,6 @@ fn lm(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn file(body: &str, modified: u64) -> FakeFile {
-    FakeFile {
-        last_modified: Some(lm(modified)),
-        ..FakeFile::new(body)
-    }
-}
-
 fn short_ttl(extra: &[&str]) -> impl FnOnce(&mut package_cache::config::Config) + use<> {
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     move |c: &mut package_cache::config::Config| {
@@ -200,7 +193,7 @@ fn short_ttl(extra: &[&str]) -> impl FnOnce(&mut package_cache::config::Config) 
 /// cache with a 1 s TTL for files that change in place, and fetches each once.
 fn warm(mirror: &FakeMirror, files: &[(&str, &str)]) -> TestCache {
     for (path, body) in files {
-        mirror.put_file(path, file(body, 1_700_000_000));
+        mirror.put_file(path, FakeFile::new(*body).modified_at(1_700_000_000));
     }
     let cache = TestCache::start_with(&[mirror.url()], short_ttl(&[]));
     for (path, body) in files {
@@ -219,8 +212,8 @@ fn packages_is_refreshed_after_the_ttl_while_a_gpkg_is_not() {
     );
     let cache = warm(&mirror, &[(index, "v1"), (pkg, "pkg v1")]);
 
-    mirror.put_file(index, file("v2", 1_700_000_100));
-    mirror.put_file(pkg, file("pkg v2", 1_700_000_100));
+    mirror.put_file(index, FakeFile::new("v2").modified_at(1_700_000_100));
+    mirror.put_file(pkg, FakeFile::new("pkg v2").modified_at(1_700_000_100));
     let r = cache.get(index);
     assert_eq!(
         (r.text().as_str(), r.header("x-cache")),
@@ -273,8 +266,8 @@ fn latest_snapshot_is_refreshed_while_a_dated_one_is_not() {
         "/snapshots/gentoo-20240101.tar.xz",
     );
     let cache = warm(&mirror, &[(latest, "monday"), (dated, "jan 1")]);
-    mirror.put_file(latest, file("tuesday", 1_700_086_400));
-    mirror.put_file(dated, file("changed?!", 1_700_086_400));
+    mirror.put_file(latest, FakeFile::new("tuesday").modified_at(1_700_086_400));
+    mirror.put_file(dated, FakeFile::new("changed?!").modified_at(1_700_086_400));
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(cache.get(latest).text(), "tuesday");
     assert_eq!(cache.get(dated).text(), "jan 1");
@@ -335,7 +328,10 @@ fn binhost_if_modified_since_round_trip() {
     let mirror = FakeMirror::start();
     let index = "/binpkgs/Packages";
     let stamp = 1_700_000_000;
-    mirror.put_file(index, file("TIMESTAMP: 1700000000\n", stamp));
+    mirror.put_file(
+        index,
+        FakeFile::new("TIMESTAMP: 1700000000\n").modified_at(stamp),
+    );
     let cache = TestCache::start(&[mirror.url()]);
     // Portage sends the index TIMESTAMP + 5 s.
     let ims = date::format(lm(stamp + 5));
@@ -373,7 +369,7 @@ fn mutable_globs_and_etags() {
         path,
         FakeFile {
             etag: Some("\"e1\"".into()),
-            ..file("t1", 1_700_000_000)
+            ..FakeFile::new("t1").modified_at(1_700_000_000)
         },
     );
     let cache = TestCache::start_with(&[mirror.url()], short_ttl(&["metadata/*"]));

@@ -7,11 +7,10 @@
 //! fetched again, a repository sync picked up while running, `cull --unreferenced`, and
 //! binary packages checked against the binhost's `Packages`.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use crate::support::gentoo::{TestRepo, package_block};
-use crate::support::process::{Process, output};
+use crate::support::process::{Process, free_port, output};
 use crate::support::*;
 
 /// A cache in front of `mirror` knowing `repo`, once the repository is read.
@@ -39,24 +38,6 @@ fn number_after(json: &str, after: &str, key: &str) -> u64 {
     let k = format!("\"{key}\":");
     let v = &rest[rest.find(&k).unwrap_or_else(|| panic!("{key} in {rest}")) + k.len()..];
     v[..v.find([',', '}']).unwrap()].parse().unwrap()
-}
-
-/// A port nothing listens on.
-fn dead_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn ranged(cache: &TestCache, path: &str, from: usize) -> Reply {
-    request(
-        cache.addr,
-        &format!(
-            "GET {path} HTTP/1.1\r\nHost: test\r\nRange: bytes={from}-\r\nConnection: close\r\n\r\n"
-        ),
-    )
 }
 
 #[test]
@@ -126,7 +107,8 @@ fn a_file_no_mirror_has_comes_from_its_src_uri_under_its_arrow_name() {
 fn mirror_uris_fail_over_past_a_dead_mirror_and_every_use_conditional_counts() {
     let mirror = FakeMirror::start();
     let origin = FakeMirror::start();
-    let dead = format!("http://127.0.0.1:{}", dead_port());
+    // A port nothing listens on.
+    let dead = format!("http://127.0.0.1:{}", free_port());
     let acl = bytes(50_000, 2);
     let extra = bytes(20_000, 3);
     origin.put("/pub/acl/acl-2.3.2.tar.xz", acl.clone());
@@ -288,7 +270,11 @@ fn a_wrong_copy_is_never_stored_nor_complete_and_the_next_request_gets_the_next_
     );
 
     // wget -c: the rest, from the next source; the mirror is not asked again.
-    let r = ranged(&cache, path, good.len() - 1);
+    let r = get_with(
+        cache.addr,
+        path,
+        &format!("Range: bytes={}-\r\n", good.len() - 1),
+    );
     assert_eq!(r.status, 206, "{}", r.text());
     assert!(r.complete && r.body == good[good.len() - 1..]);
     assert_eq!(mirror.gets(path), 2, "the query, the download, and no more");
@@ -369,8 +355,16 @@ fn another_process_following_a_download_never_sees_a_wrong_copy_complete() {
             }
         }
         assert_eq!(mirror.gets(path), 1, "one download for both processes");
-        std::thread::sleep(Duration::from_millis(300));
-        let stored = list_files(dir.path()).iter().any(|f| f.ends_with(name));
+        // The download is over once its part file is gone (renamed into place, or
+        // removed); then the copy is stored only if it was right.
+        let stored = || list_files(dir.path()).iter().any(|f| f.ends_with(name));
+        wait_until(Duration::from_secs(5), || {
+            stored() == whole
+                && !list_files(dir.path())
+                    .iter()
+                    .any(|f| f.ends_with(".pc-part"))
+        });
+        let stored = stored();
         assert_eq!(stored, whole, "{:?}", list_files(dir.path()));
     }
 }
@@ -440,10 +434,12 @@ fn a_repository_sync_is_picked_up_while_running() {
     repo.synced();
     let t0 = Instant::now();
     let mut last = cache.get(path);
-    while last.status != 200 && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-        last = cache.get(path);
-    }
+    wait_until(Duration::from_secs(20), || {
+        if last.status != 200 {
+            last = cache.get(path);
+        }
+        last.status == 200
+    });
     assert_eq!(last.status, 200, "{}", last.text());
     assert!(last.complete && last.body == new);
     eprintln!("the sync was picked up in {:?}", t0.elapsed());
@@ -529,7 +525,14 @@ fn binary_packages_are_checked_against_the_binhost_index() {
     );
     let mut wrong = bad.clone();
     wrong[20_000] ^= 4;
-    mirror.put(&format!("{base}/dev-libs/bad/bad-1-1.gpkg.tar"), wrong);
+    // A pause just before the end: the answer has begun when the check fails.
+    mirror.put_file(
+        &format!("{base}/dev-libs/bad/bad-1-1.gpkg.tar"),
+        FakeFile::new(wrong).with_fault(Fault::StallAfter(
+            bad.len() - 10,
+            Duration::from_millis(800),
+        )),
+    );
     mirror.put(
         &format!("{base}/dev-libs/big/big-1-1.gpkg.tar"),
         bytes(1_001, 12),
@@ -541,12 +544,9 @@ fn binary_packages_are_checked_against_the_binhost_index() {
     cache.settle();
     let r = cache.get(&format!("{base}/app-arch/zstd/zstd-1.5.6-1.gpkg.tar"));
     assert!(r.status == 200 && r.complete && r.body == zstd);
-    // Cut one byte short; or, when the wrong copy was over before this request
-    // attached to it, the request starts over, the source is not asked again, and
-    // nobody else has it: 502.
     let r = cache.get(&format!("{base}/dev-libs/bad/bad-1-1.gpkg.tar"));
     assert!(
-        (r.status == 200 && !r.complete && r.body.len() < bad.len()) || r.status == 502,
+        r.status == 200 && !r.complete && r.body.len() < bad.len(),
         "{} complete {} {} bytes: {}",
         r.status,
         r.complete,
@@ -567,4 +567,42 @@ fn binary_packages_are_checked_against_the_binhost_index() {
     let s = status(&cache);
     assert_eq!(number_after(&s, "\"sources\"", "verified"), 1, "{s}");
     assert_eq!(number_after(&s, "\"sources\"", "mismatches"), 2, "{s}");
+}
+
+#[test]
+fn a_source_that_sent_a_wrong_binary_package_is_not_asked_for_it_again() {
+    let mirror = FakeMirror::start();
+    let bad = bytes(40_000, 11);
+    let base = "/binpkgs/amd64";
+    let path = format!("{base}/dev-libs/bad/bad-1-1.gpkg.tar");
+    let index = String::from("VERSION: 0\nPACKAGES: 1\nTIMESTAMP: 1700000000\n\n")
+        + &package_block("dev-libs/bad-1", "dev-libs/bad/bad-1-1.gpkg.tar", &bad);
+    mirror.put(&format!("{base}/Packages"), index.into_bytes());
+    let mut wrong = bad.clone();
+    wrong[20_000] ^= 4;
+    // As above: the first answer has begun when the check fails.
+    mirror.put_file(
+        &path,
+        FakeFile::new(wrong).with_fault(Fault::StallAfter(
+            bad.len() - 10,
+            Duration::from_millis(800),
+        )),
+    );
+    let cache = TestCache::start(&[mirror.url()]);
+    assert_eq!(cache.get(&format!("{base}/Packages")).status, 200);
+    cache.settle();
+    let first = cache.get(&path);
+    assert!(
+        first.status == 200 && !first.complete,
+        "the wrong copy is cut: {} complete {}",
+        first.status,
+        first.complete
+    );
+    cache.settle();
+    // The only source sent a wrong copy of it: it is not asked again, and nobody else
+    // has the file.
+    let r = cache.get(&path);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(mirror.gets(&path), 1, "the source was asked once");
+    assert!(!cache.files().iter().any(|f| f.contains("bad-1")));
 }

@@ -7,33 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use blake2::{Blake2b512, Digest};
 use package_cache::gentoo::repo::cull::{UnreferencedOptions, cull_unreferenced};
-use package_cache::gentoo::repo::digest::{Algo, to_hex};
+use package_cache::gentoo::repo::digest::Algo;
 use package_cache::gentoo::repo::synth::{self, Spec, write_atomic};
 use package_cache::gentoo::repo::{Lookup, Mismatch, RepoIndex, RepoOptions, Verifier};
-use sha2::Sha512;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pc-gentoo-repo-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::support::gentoo::dist;
+use crate::support::{TempDir, wait_until};
 
 fn put(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, text).unwrap();
-}
-
-/// A Manifest DIST line for `data`, with real digests.
-fn dist(name: &str, data: &[u8]) -> String {
-    format!(
-        "DIST {name} {} BLAKE2B {} SHA512 {}\n",
-        data.len(),
-        to_hex(&Blake2b512::digest(data)),
-        to_hex(&Sha512::digest(data))
-    )
 }
 
 const AFIO: &[u8] = b"afio 2.5.2 source";
@@ -106,19 +90,10 @@ fn found(index: &RepoIndex, name: &str) -> package_cache::gentoo::repo::Distfile
     }
 }
 
-/// Polls `cond` every 10 ms until it holds or `limit` passes; returns the time taken.
-fn within(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
-}
-
 #[test]
 fn lookups_verification_and_a_sync_picked_up_while_running() {
-    let root = temp("sync");
+    let tmp = TempDir::new("gentoo-repo-sync");
+    let root = tmp.path().to_path_buf();
     let (gentoo, overlay) = repository(&root);
     let index = RepoIndex::start(&[gentoo.clone(), overlay.clone()], fast()).unwrap();
     let told: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -202,17 +177,23 @@ fn lookups_verification_and_a_sync_picked_up_while_running() {
         b"Sat, 01 Jun 2024 00:00:00 +0000\n",
     )
     .unwrap();
-    let took = within(Duration::from_secs(10), "sync picked up", || {
+    let started = Instant::now();
+    let picked_up = wait_until(Duration::from_secs(10), || {
         matches!(index.lookup("new-1.tar.gz"), Lookup::Found(d) if d.size == Some(NEW.len() as u64))
             && found(&index, "afio-2.5.2.tar.gz").size == Some(AFIO2.len() as u64)
     });
+    let took = started.elapsed();
+    assert!(picked_up, "sync picked up: not within 10 s");
     eprintln!("sync picked up in {took:?}");
     assert!(index.generation() > generation);
     assert!(index.generation_of("afio-2.5.2.tar.gz").unwrap() > afio_gen);
-    within(Duration::from_secs(2), "listeners told", || {
-        let t = told.lock().unwrap();
-        t.iter().any(|n| n == "new-1.tar.gz") && t.iter().any(|n| n == "afio-2.5.2.tar.gz")
-    });
+    assert!(
+        wait_until(Duration::from_secs(2), || {
+            let t = told.lock().unwrap();
+            t.iter().any(|n| n == "new-1.tar.gz") && t.iter().any(|n| n == "afio-2.5.2.tar.gz")
+        }),
+        "listeners told: not within 2 s"
+    );
     assert!(
         !told.lock().unwrap().iter().any(|n| n == "acl-2.3.2.tar.xz"),
         "an unchanged name in a changed Manifest is not reported"
@@ -223,15 +204,17 @@ fn lookups_verification_and_a_sync_picked_up_while_running() {
     // A package removed: its names go.
     fs::remove_file(gentoo.join("metadata/md5-cache/dev-libs/new-1")).unwrap();
     fs::remove_dir_all(gentoo.join("dev-libs/new")).unwrap();
-    within(Duration::from_secs(10), "removal picked up", || {
-        index.lookup("new-1.tar.gz") == Lookup::Unknown
-    });
-    fs::remove_dir_all(&root).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || index.lookup("new-1.tar.gz")
+            == Lookup::Unknown),
+        "removal picked up: not within 10 s"
+    );
 }
 
 #[test]
 fn an_overlay_alone_finds_its_masters_mirrors_beside_it() {
-    let root = temp("master");
+    let tmp = TempDir::new("gentoo-repo-master");
+    let root = tmp.path().to_path_buf();
     let (_gentoo, overlay) = repository(&root);
     let index = RepoIndex::load(std::slice::from_ref(&overlay), fast()).unwrap();
     let tool = found(&index, "tool-1.tar.gz");
@@ -241,7 +224,6 @@ fn an_overlay_alone_finds_its_masters_mirrors_beside_it() {
     );
     assert_eq!(index.lookup("afio-2.5.2.tar.gz"), Lookup::Unknown);
     assert!(RepoIndex::load(&[root.join("missing")], fast()).is_err());
-    fs::remove_dir_all(&root).unwrap();
 }
 
 fn stored(cache: &Path, name: &str, age_days: u64) -> PathBuf {
@@ -260,7 +242,8 @@ fn stored(cache: &Path, name: &str, age_days: u64) -> PathBuf {
 
 #[test]
 fn cull_removes_only_old_unreferenced_distfiles() {
-    let root = temp("cull");
+    let tmp = TempDir::new("gentoo-repo-cull");
+    let root = tmp.path().to_path_buf();
     let (gentoo, _) = repository(&root);
     let index = RepoIndex::load(&[gentoo], fast()).unwrap();
     let cache = root.join("cache");
@@ -313,12 +296,12 @@ fn cull_removes_only_old_unreferenced_distfiles() {
     fs::create_dir_all(&empty).unwrap();
     let nothing = RepoIndex::load(&[empty], fast()).unwrap();
     assert!(cull_unreferenced(&cache, &nothing, &options, &mut Vec::new()).is_err());
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_synthetic_repository_indexes_exactly_and_follows_bumps() {
-    let root = temp("synth");
+    let tmp = TempDir::new("gentoo-repo-synth");
+    let root = tmp.path().to_path_buf();
     let spec = Spec {
         entries: 600,
         dists: 1_300,
@@ -337,11 +320,13 @@ fn a_synthetic_repository_indexes_exactly_and_follows_bumps() {
     assert!(found(&index, &summary.arrow).urls[0].starts_with("https://github.com/"));
     assert!(found(&index, &summary.fetch_restricted).restrict.fetch);
     let names = synth::bump(&root, &summary, 25, 1).unwrap();
-    within(Duration::from_secs(10), "bump picked up", || {
-        names
-            .iter()
-            .all(|n| matches!(index.lookup(n), Lookup::Found(d) if d.size.is_some()))
-    });
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            names
+                .iter()
+                .all(|n| matches!(index.lookup(n), Lookup::Found(d) if d.size.is_some()))
+        }),
+        "bump picked up: not within 10 s"
+    );
     assert_eq!(index.stats().names, 1_325);
-    fs::remove_dir_all(&root).unwrap();
 }

@@ -10,13 +10,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::daemon::Daemon;
+use crate::support::tools::require_tool;
 use crate::support::*;
 
 /// Every answer's first byte must arrive within this.
@@ -235,20 +236,14 @@ fn herd(addr: SocketAddr, clients: usize, path: &str) -> Vec<Timed> {
 }
 
 /// A real nginx, run in the foreground with everything under a temporary prefix;
-/// killed on drop.
+/// stopped with its workers on drop.
 struct Nginx {
-    child: Child,
+    _daemon: Daemon,
     socket: PathBuf,
     dir: TempDir,
 }
 
 impl Nginx {
-    /// The nginx binary, if installed.
-    fn binary() -> Option<PathBuf> {
-        let path = PathBuf::from("/usr/sbin/nginx");
-        path.exists().then_some(path)
-    }
-
     /// Proxies a Unix socket to `upstreams` with upstream keep-alive, as a site that
     /// puts nginx in front of package-cache for TLS or sharding does.
     fn start(binary: &Path, upstreams: &[SocketAddr]) -> Nginx {
@@ -292,22 +287,24 @@ impl Nginx {
             socket = socket.display(),
         );
         std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-        let child = Command::new(binary)
-            .arg("-p")
-            .arg(prefix)
-            .arg("-e")
-            .arg(prefix.join("logs/error.log"))
-            .arg("-c")
-            .arg(prefix.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            // Its own process group, so that drop stops the workers too.
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let nginx = Nginx { child, socket, dir };
+        let daemon = Daemon::spawn(
+            Command::new(binary)
+                .arg("-p")
+                .arg(prefix)
+                .arg("-e")
+                .arg(prefix.join("logs/error.log"))
+                .arg("-c")
+                .arg(prefix.join("nginx.conf"))
+                .args(["-g", "daemon off;"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("start nginx");
+        let nginx = Nginx {
+            _daemon: daemon,
+            socket,
+            dir,
+        };
         let up = wait_until(Duration::from_secs(10), || {
             UnixStream::connect(&nginx.socket).is_ok()
         });
@@ -326,33 +323,9 @@ impl Nginx {
     }
 }
 
-impl Drop for Nginx {
-    /// SIGTERM to the group (nginx's fast shutdown), then SIGKILL if it lingers:
-    /// killing only the master would leave its workers running.
-    fn drop(&mut self) {
-        let group = -(self.child.id() as i32);
-        // SAFETY: kill(2) on the process group of our own child.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-        // The master exits after its workers.
-        let exited = wait_until(Duration::from_secs(5), || {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        });
-        if !exited {
-            // SAFETY: as above; the master has not been reaped, so the group is ours.
-            unsafe { libc::kill(group, libc::SIGKILL) };
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[test]
 fn behind_nginx_with_upstream_keepalive_every_answer_starts_at_once() {
-    let Some(binary) = Nginx::binary() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "nginx is missing on CI (.ci/run installs it)"
-        );
-        println!("skipped: /usr/sbin/nginx is not installed");
+    let Some(binary) = require_tool("nginx") else {
         return;
     };
     let _serial = one_at_a_time();

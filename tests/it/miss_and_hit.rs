@@ -61,7 +61,7 @@ fn stored_file_keeps_the_upstream_last_modified_as_mtime() {
     let cache = TestCache::start(&[mirror.url()]);
     assert_eq!(cache.get("/distfiles/a.txt").status, 200);
     cache.settle();
-    let mtime = std::fs::metadata(cache.dir.path().join(stored("/distfiles/a.txt")))
+    let mtime = std::fs::metadata(cache.root().join(stored("/distfiles/a.txt")))
         .unwrap()
         .modified()
         .unwrap();

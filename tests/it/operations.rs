@@ -2,14 +2,14 @@
 //! upstream proxies, IPv6 and SIGTERM with a download in progress.
 
 use std::fs::{self, File, FileTimes};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use crate::support::process::{Process, output};
+use crate::support::proxy::SquidLike;
 use crate::support::{
     Conn, FakeFile, FakeMirror, Fault, TempDir, TestCache, bytes, get, wait_until,
 };
@@ -99,14 +99,13 @@ fn the_cap_holds_after_a_burst() {
     }
     cache.settle();
     assert!(
-        wait_until(Duration::from_secs(5), || disk_usage(cache.dir.path())
-            <= cap),
+        wait_until(Duration::from_secs(5), || disk_usage(cache.root()) <= cap),
         "{} bytes on disk over a cap of {cap}",
-        disk_usage(cache.dir.path())
+        disk_usage(cache.root())
     );
     let stats = cache.cache.index().stats();
     assert!(stats.bytes <= cap && stats.evictions >= 18, "{stats:?}");
-    assert_eq!(stats.bytes, disk_usage(cache.dir.path()));
+    assert_eq!(stats.bytes, disk_usage(cache.root()));
     // No download ran twice.
     assert!((0..24).all(|i| mirror.gets(&format!("/pkgs/f{i}.tbz2")) == 1));
 }
@@ -162,7 +161,7 @@ fn files_being_read_and_downloads_in_progress_survive_eviction() {
     drop(stalled);
     // With the reader gone, the cap is enforced again, oldest first.
     assert!(wait_until(Duration::from_secs(5), || {
-        disk_usage(cache.dir.path()) <= cap
+        disk_usage(cache.root()) <= cap
     }));
     assert_eq!(mirror.gets("/pkgs/slow.tbz2"), 1);
 }
@@ -443,111 +442,15 @@ fn listens_on_ipv6_and_allow_understands_it() {
     assert!(reply.text().contains("::1 is not allowed"));
 }
 
-/// A proxy on 127.0.0.1 that sends every request to `target` and records what it was
-/// asked for: `CONNECT` opens a tunnel, a request in absolute form (`GET http://…`) is
-/// forwarded in origin form and the connection closed after the answer.
-struct FakeProxy {
-    addr: SocketAddr,
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl FakeProxy {
-    fn start(target: SocketAddr) -> FakeProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let asked = Arc::new(Mutex::new(Vec::new()));
-        let log = asked.clone();
-        thread::spawn(move || {
-            for conn in listener.incoming().take(100) {
-                let Ok(client) = conn else { continue };
-                let log = log.clone();
-                thread::spawn(move || tunnel(client, target, &log));
-            }
-        });
-        FakeProxy { addr, asked }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn asked(&self) -> Vec<String> {
-        self.asked.lock().expect("proxy log").clone()
-    }
-}
-
-fn tunnel(client: TcpStream, target: SocketAddr, log: &Mutex<Vec<String>>) {
-    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(client.try_clone().expect("clone"));
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
-        return;
-    }
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if line == "\r\n" => break,
-            Ok(_) => head.push_str(&line),
-        }
-    }
-    log.lock()
-        .expect("proxy log")
-        .push(first.trim_end().to_owned());
-    let Ok(mut upstream) = TcpStream::connect(target) else {
-        return;
-    };
-    let mut client_w = client;
-    if !first.starts_with("CONNECT ") {
-        // `GET http://host:port/path HTTP/1.1` → `GET /path HTTP/1.1` to the target.
-        let mut parts = first.splitn(3, ' ');
-        let (method, url, version) = (parts.next(), parts.next(), parts.next());
-        let path = url
-            .and_then(|u| u.strip_prefix("http://"))
-            .map(|rest| &rest[rest.find('/').unwrap_or(rest.len())..]);
-        let (Some(method), Some(path), Some(version)) = (method, path, version) else {
-            return;
-        };
-        let request = format!("{method} {path} {version}{head}Connection: close\r\n\r\n");
-        if upstream.write_all(request.as_bytes()).is_ok() {
-            let _ = std::io::copy(&mut upstream, &mut client_w);
-        }
-        return;
-    }
-    if client_w
-        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        .is_err()
-    {
-        return;
-    }
-    let mut up_r = upstream.try_clone().expect("clone");
-    let mut up_w = upstream;
-    let to_client = thread::spawn(move || {
-        let _ = std::io::copy(&mut up_r, &mut client_w);
-    });
-    let mut buf = reader.buffer().to_vec();
-    let _ = up_w.write_all(&buf);
-    buf.resize(16 * 1024, 0);
-    let mut reader = reader.into_inner();
-    while let Ok(n) = reader.read(&mut buf) {
-        if n == 0 || up_w.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = up_w.shutdown(std::net::Shutdown::Write);
-    let _ = to_client.join();
-}
-
 #[test]
 fn upstream_requests_go_through_the_proxy_the_environment_names() {
     let mirror = FakeMirror::start();
     mirror.put("/pkgs/a.tbz2", bytes(5000, 1));
     mirror.put("/pkgs/b.tbz2", bytes(6000, 2));
     mirror.put("/pkgs/c.tbz2", bytes(7000, 3));
-    let proxy = FakeProxy::start(mirror.addr());
     // A name that does not resolve: only the proxy can reach it.
     let source = "http://mirror.invalid:8080";
+    let proxy = SquidLike::start(&[("mirror.invalid:8080", mirror.addr())], &[443]);
     let dir = TempDir::new("proxy");
     let cache = dir.path().to_str().expect("utf-8");
     let args = ["--source", source, "--cache", cache];
@@ -557,7 +460,7 @@ fn upstream_requests_go_through_the_proxy_the_environment_names() {
     // A plain request in absolute form, as curl sends it: no CONNECT, which Squid's
     // default rules refuse for any port but 443.
     assert_eq!(
-        proxy.asked(),
+        proxy.lines(),
         ["GET http://mirror.invalid:8080/pkgs/a.tbz2 HTTP/1.1"]
     );
     drop(p);
@@ -572,20 +475,20 @@ fn upstream_requests_go_through_the_proxy_the_environment_names() {
     );
     let reply = get(p.addr, "/pkgs/b.tbz2");
     assert!(matches!(reply.status, 502 | 504), "{}", reply.status);
-    assert_eq!(proxy.asked().len(), 1);
+    assert_eq!(proxy.lines().len(), 1);
     drop(p);
 
     // https_proxy is for https sources only.
     let p = Process::start_env(&args, &[("https_proxy", &proxy.url())]);
     assert!(matches!(get(p.addr, "/pkgs/b.tbz2").status, 502 | 504));
-    assert_eq!(proxy.asked().len(), 1);
+    assert_eq!(proxy.lines().len(), 1);
     drop(p);
 
     // --upstream-proxy needs no environment.
     let flag = ["--upstream-proxy", &proxy.url()];
     let p = Process::start_env(&[&args[..], &flag[..]].concat(), &[]);
     assert_eq!(get(p.addr, "/pkgs/c.tbz2").body, bytes(7000, 3));
-    assert_eq!(proxy.asked().len(), 2);
+    assert_eq!(proxy.lines().len(), 2);
 
     let (code, _, err) = output(&["--upstream-proxy", "ftp://x", "--cache", cache]);
     assert_eq!(code, 2);

@@ -11,8 +11,8 @@
 //! generation (issue 14), so every update round sees the new version and never a
 //! mismatch. `--nocapture` prints what the clients said where a test reports it.
 //!
-//! A test whose tools are missing says it skips, except in CI (`CI` set), where it
-//! fails; `.ci/run` installs them.
+//! A test whose tools are missing says it skips, except in CI (`CI` set and not
+//! empty), where it fails; `.ci/run` installs them.
 
 mod apt;
 mod dnf;

@@ -7,11 +7,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::tools::{on_path, skip};
+
 /// The longest any one tool may run before the test kills it and fails.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// A program the tests need and the Debian package that installs it (`.ci/run`
-/// installs the same list).
+/// installs them all: [`ci_installs_every_tool`] checks its table).
 pub struct Tool {
     /// A command on `PATH`, or an absolute path to a file.
     pub needs: &'static str,
@@ -27,11 +29,21 @@ const GPG_AGENT: Tool = Tool {
     needs: "gpg-agent",
     package: "gpg-agent",
 };
+/// Stops the agent when a test is done ([`super::gpg::stop_agent`]).
+const GPGCONF: Tool = Tool {
+    needs: "gpgconf",
+    package: "gpgconf",
+};
 pub const APT: &[Tool] = &[
     GPG,
     GPG_AGENT,
+    GPGCONF,
     Tool {
         needs: "apt-get",
+        package: "apt",
+    },
+    Tool {
+        needs: "apt-cache",
         package: "apt",
     },
     Tool {
@@ -54,6 +66,7 @@ pub const APT: &[Tool] = &[
 pub const PACMAN: &[Tool] = &[
     GPG,
     GPG_AGENT,
+    GPGCONF,
     Tool {
         needs: "pacman",
         package: "pacman-package-manager",
@@ -91,22 +104,19 @@ pub const DNF: &[Tool] = &[
     },
 ];
 
+/// Whether `needs` is there: a file, or a command on `PATH` (where [`command`] finds
+/// it).
 fn installed(needs: &str) -> bool {
     if needs.starts_with('/') {
         return Path::new(needs).exists();
     }
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(needs)).is_ok_and(|m| {
-                use std::os::unix::fs::PermissionsExt;
-                m.is_file() && m.permissions().mode() & 0o111 != 0
-            })
-        })
-    })
+    on_path(needs).is_some()
 }
 
-/// Whether every tool of `tools` is installed. When one is missing: in CI (`CI` set)
-/// the test fails, elsewhere it prints that it skips and the caller returns.
+/// Whether every tool of `tools` is installed. When one is missing: in CI the test
+/// fails, elsewhere it prints that it skips and the caller returns (see
+/// [`skip`]).
+#[track_caller]
 pub fn require(test: &str, tools: &[Tool]) -> bool {
     let missing: Vec<&Tool> = tools.iter().filter(|t| !installed(t.needs)).collect();
     if missing.is_empty() {
@@ -115,15 +125,11 @@ pub fn require(test: &str, tools: &[Tool]) -> bool {
     let mut packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
     packages.dedup();
     let names: Vec<&str> = missing.iter().map(|t| t.needs).collect();
-    let message = format!(
+    skip(&format!(
         "{test}: missing {} (apt-get install {})",
         names.join(", "),
         packages.join(" ")
-    );
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("{message}: CI must run this test");
-    }
-    eprintln!("skipped {message}");
+    ));
     false
 }
 
@@ -244,4 +250,29 @@ pub fn run(cmd: &mut Command) -> Run {
     };
     assert!(status.is_some(), "killed after {LIMIT:?}:\n{run}");
     run
+}
+
+/// `.ci/run` installs every tool these tests need: its table of commands and packages
+/// holds each of [`APT`], [`PACMAN`] and [`DNF`] (the two lists once drifted apart).
+#[test]
+fn ci_installs_every_tool() {
+    let script = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run"))
+        .expect("read .ci/run");
+    let table: Vec<(&str, &str)> = script
+        .split_once("<<'TOOLS'\n")
+        .and_then(|(_, rest)| rest.split_once("\nTOOLS\n"))
+        .expect("the TOOLS table in .ci/run")
+        .0
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    for t in APT.iter().chain(PACMAN).chain(DNF) {
+        assert!(
+            table.contains(&(t.needs, t.package)),
+            ".ci/run does not install {} (`{} {}` in its TOOLS table)",
+            t.needs,
+            t.needs,
+            t.package
+        );
+    }
 }

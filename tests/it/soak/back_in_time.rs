@@ -1,8 +1,27 @@
-//! The ways a file that changes in place went back in time, as the soak found them
-//! (the list at [`super::BACK_IN_TIME_EXPECTED`]), each on its own and deterministic:
-//! one cache in this process, mirrors that lag, and, where the soak needs its second
-//! process, that process's older copy put in the cache directory by hand (as it renames
-//! one in). Each failed before its fix.
+//! The ways a file that changes in place went back in time (see
+//! [`super::checker::Timeline`]), as the soak found them, each on its own and
+//! deterministic: one cache in this process, mirrors that lag, and, where the soak
+//! needs its second process, that process's older copy put in the cache directory by
+//! hand (as it renames one in). Each failed before its fix; the soak fails on any
+//! answer that goes back in time.
+//!
+//! 1. While a new version is downloaded and stored, a request is answered from the
+//!    older copy on disk as a fresh HIT, although the process already gave the new
+//!    one out whole: to a HEAD (whole as soon as the download starts), or to a GET
+//!    whose last byte came before the fsync and rename.
+//! 2. A new version that cannot be stored (its source sent no length) is passed on,
+//!    and then the older copy on disk is served as a fresh HIT until the TTL ends.
+//! 3. A copy served from disk (HIT, REVALIDATED) is not remembered as served: after
+//!    a restart, or with a copy the other process stored, once that copy is deleted
+//!    (evicted, culled) a lagging mirror's older version is taken and served.
+//! 4. A HEAD for a file not on disk asks the sources and passes on what the first
+//!    one says, older or not.
+//! 5. With two processes: one that has not seen the newer version stores an older
+//!    one after a deletion, and the other serves it as a HIT (a HIT is never compared
+//!    with what the process served), or follows its download.
+//! 6. After such a replacement, revalidation sends the ETag of the version the
+//!    process downloaded with the date of the older copy now on disk; the source
+//!    answers 304 and the older copy is served (REVALIDATED) from then on.
 
 use std::path::Path;
 use std::thread;
@@ -17,10 +36,8 @@ const TTL: Duration = Duration::from_millis(300);
 /// ETag naming `mirror`.
 fn version(n: u64, mirror: &str) -> FakeFile {
     FakeFile {
-        body: format!("TIMESTAMP: {n}\n").into_bytes(),
-        last_modified: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000 + 60 * n)),
         etag: Some(format!("\"{mirror}-{n}\"")),
-        faults: vec![],
+        ..FakeFile::new(text(n)).modified_at(1_700_000_000 + 60 * n)
     }
 }
 
@@ -108,7 +125,7 @@ fn a_copy_served_from_disk_is_remembered_once_it_is_gone() {
     let cache = TestCache::start_in(dir, &[a.url(), b.url()], |c| c.mutable_ttl = TTL);
     assert_eq!(cache.get(PACKAGES).text(), text(2));
     cache.settle();
-    std::fs::remove_file(cache.dir.path().join(stored(PACKAGES))).unwrap();
+    std::fs::remove_file(cache.root().join(stored(PACKAGES))).unwrap();
     assert_eq!(
         cache.get(PACKAGES).text(),
         text(2),
@@ -125,7 +142,7 @@ fn a_head_is_never_older_than_what_was_served() {
     assert_eq!(cache.get(PACKAGES).text(), text(2));
     cache.settle();
     a.put_file(PACKAGES, version(1, "a")); // catches up, not all the way
-    std::fs::remove_file(cache.dir.path().join(stored(PACKAGES))).unwrap();
+    std::fs::remove_file(cache.root().join(stored(PACKAGES))).unwrap();
     let told = head(cache.addr, PACKAGES);
     assert_eq!(told.header("Last-Modified").map(str::to_owned), lm(2));
 }
@@ -140,7 +157,7 @@ fn an_older_copy_from_the_other_process_is_not_served() {
     let cache = TestCache::start_with(&[a.url()], |c| c.mutable_ttl = Duration::from_secs(60));
     assert_eq!(cache.get(PACKAGES).text(), text(2));
     cache.settle();
-    put_copy(cache.dir.path(), 1);
+    put_copy(cache.root(), 1);
     assert_eq!(cache.get(PACKAGES).text(), text(2));
 }
 
@@ -153,7 +170,7 @@ fn an_etag_is_only_sent_for_the_copy_it_names() {
     let cache = cache(&[a.url()]);
     assert_eq!(cache.get(PACKAGES).text(), text(2));
     cache.settle();
-    put_copy(cache.dir.path(), 1);
+    put_copy(cache.root(), 1);
     for round in 0..3 {
         thread::sleep(TTL + Duration::from_millis(50));
         let reply = cache.get(PACKAGES);

@@ -52,8 +52,8 @@ pub struct Counters {
     pub tags: Mutex<BTreeMap<String, u64>>,
     /// The first CORRUPT answers and wrong headers.
     pub problems: Mutex<Vec<String>>,
-    /// The first answers that went back in time (kept apart: they are expected today
-    /// and must not crowd out the others).
+    /// The first answers that went back in time (kept apart, so that they do not crowd
+    /// out the others).
     pub back_notes: Mutex<Vec<String>>,
 }
 
@@ -98,10 +98,10 @@ fn keep(list: &Mutex<Vec<String>>, problem: String) {
 /// one, and different ETags); [`judge`] has already checked that the bytes are that
 /// version's.
 ///
-/// The cache does not keep this promise today (see [`super::BACK_IN_TIME_EXPECTED`]),
-/// so what it does keep is checked apart: the copy stored for a file only one process
+/// Two more promises are checked apart: the copy stored for a file only one process
 /// serves never goes back ([`watch_store`]), and once the mirrors agree every process
-/// serves the newest version.
+/// serves the newest version. The ways the cache once broke this promise are listed,
+/// and reproduced each on its own, in [`super::back_in_time`].
 #[derive(Default)]
 pub struct Timeline {
     /// (server process, path) -> the newest version a client has read whole from it,

@@ -18,7 +18,7 @@
 //! never go back in time: an answer is never older than the newest version a client
 //! already received whole from the same server process (see [`checker::Timeline`]
 //! for what that means with two processes on one directory; the ways it once broke are
-//! listed at [`BACK_IN_TIME_EXPECTED`]), and the copy stored for a file that only one process
+//! listed in [`back_in_time`]), and the copy stored for a file that only one process
 //! serves never goes back. Then, with the chaos over: no temporary file is left once
 //! no download runs; every file in the cache is the mirrors', byte for byte, with its
 //! mtime, and no listing is stored under a directory's name; eight clients on two
@@ -30,8 +30,7 @@
 //!
 //! Quick by default (15 to 20 s: `cargo test --test it soak`); set `PC_SOAK_SECS` for a
 //! long run, `PC_SOAK_SEED` to replay a seed's choices (a failure prints it; thread
-//! timing still varies), `PC_SOAK_SUMMARY=FILE` to keep the summary line, and
-//! `PC_SOAK_STRICT=1` to fail on every answer that goes back in time:
+//! timing still varies), and `PC_SOAK_SUMMARY=FILE` to keep the summary line:
 //!
 //! ```text
 //! PC_SOAK_SECS=300 cargo test --release --test it soak -- --nocapture
@@ -73,36 +72,6 @@ pub const READ_TIMEOUT_SECS: u64 = 2;
 /// How long the servers remember "no source has it": the injected 404s of the chaos
 /// phase are forgotten this long after the faults stop.
 pub const NEGATIVE_TTL_SECS: u64 = 1;
-
-/// Whether answers that go back in time (see [`checker::Timeline`]) are expected.
-/// The soak found these ways back in time (each fixed since):
-///
-/// 1. While a new version is downloaded and stored, a request is answered from the
-///    older copy on disk as a fresh HIT, although the process already gave the new
-///    one out whole: to a HEAD (whole as soon as the download starts), or to a GET
-///    whose last byte came before the fsync and rename.
-/// 2. A new version that cannot be stored (its source sent no length) is passed on,
-///    and then the older copy on disk is served as a fresh HIT until the TTL ends.
-/// 3. A copy served from disk (HIT, REVALIDATED) is not remembered as served: after
-///    a restart, or with a copy the other process stored, once that copy is deleted
-///    (evicted, culled) a lagging mirror's older version is taken and served.
-/// 4. A HEAD for a file not on disk asks the sources and passes on what the first
-///    one says, older or not.
-/// 5. With two processes: one that has not seen the newer version stores an older
-///    one after a deletion, and the other serves it as a HIT (a HIT is never compared
-///    with what the process served), or follows its download.
-/// 6. After such a replacement, revalidation sends the ETag of the version the
-///    process downloaded with the date of the older copy now on disk; the source
-///    answers 304 and the older copy is served (REVALIDATED) from then on.
-///
-/// Each is fixed and reproduced on its own in [`back_in_time`]; an answer that goes
-/// back in time fails the run.
-pub const BACK_IN_TIME_EXPECTED: bool = false;
-
-/// Whether going back in time fails the run (see [`BACK_IN_TIME_EXPECTED`]).
-pub fn strict() -> bool {
-    !BACK_IN_TIME_EXPECTED || std::env::var("PC_SOAK_STRICT").is_ok_and(|v| v == "1")
-}
 
 // ---------------------------------------------------------------------------------
 // Settings
@@ -250,10 +219,8 @@ impl Version {
     /// As mirror `mirror` (`'a'`, `'b'`) serves it: with its own ETag.
     pub fn file(&self, mirror: char, seed: u64) -> FakeFile {
         FakeFile {
-            body: self.body.as_slice().to_vec(),
-            last_modified: Some(UNIX_EPOCH + Duration::from_secs(self.modified)),
             etag: Some(format!("\"{mirror}-{:x}-{}\"", seed & 0xffff_ffff, self.n)),
-            faults: Vec::new(),
+            ..FakeFile::new(self.body.as_slice()).modified_at(self.modified)
         }
     }
 }

@@ -301,10 +301,29 @@ impl Conn {
 
 /// `GET path` on a fresh connection that closes afterwards.
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
-    )
+    get_with(addr, path, "")
+}
+
+/// `GET path` with `extra` header lines (each ending in `\r\n`, as `Range: bytes=5-\r\n`)
+/// on a fresh connection that closes afterwards.
+pub fn get_with(addr: SocketAddr, path: &str, extra: &str) -> Reply {
+    request(addr, &get_request(path, extra))
+}
+
+/// Like [`get_with`], and how long the answer's first byte (of its status line) took
+/// to arrive, connecting included.
+pub fn timed_get(addr: SocketAddr, path: &str, extra: &str) -> (Duration, Reply) {
+    let sent = Instant::now();
+    let mut c = Conn::open(addr);
+    c.send(&get_request(path, extra));
+    let mut first = [0u8; 1];
+    c.stream().peek(&mut first).expect("a response");
+    let took = sent.elapsed();
+    (took, c.read(false))
+}
+
+fn get_request(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n")
 }
 
 /// `HEAD path` on a fresh connection.

@@ -71,6 +71,12 @@ impl FakeFile {
         self.faults.push(f);
         self
     }
+
+    /// With Last-Modified `secs` seconds after the epoch.
+    pub fn modified_at(mut self, secs: u64) -> FakeFile {
+        self.last_modified = Some(UNIX_EPOCH + Duration::from_secs(secs));
+        self
+    }
 }
 
 /// One request as the mirror saw it.

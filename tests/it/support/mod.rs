@@ -1,15 +1,20 @@
 //! Test support: a fake upstream mirror with fault injection, a package-cache started
 //! in-process on port 0, a raw HTTP client that reports exactly what arrived, and
-//! temporary directories. Loopback only; every wait is bounded.
+//! temporary directories; the real binary as a process, a Squid-like proxy, real
+//! servers (nginx, HAProxy) in their own process group, and the rule for a missing
+//! tool (skip, or fail in CI). Loopback only; every wait is bounded.
 //!
 //! One test binary uses all of it, so the compiler reports a helper nobody calls.
 
 pub mod client;
+pub mod daemon;
 pub mod gentoo;
 pub mod mirror;
 pub mod process;
+pub mod proxy;
 pub mod rng;
 pub mod tls;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use package_cache::cache::Cache;
 use package_cache::config::Config;
 use package_cache::http::RunningServer;
 
-pub use client::{Conn, Reply, get, head, request};
+pub use client::{Conn, Reply, get, get_with, head, request, timed_get};
 pub use mirror::{FakeFile, FakeMirror, Fault};
 
 /// A directory removed on drop.
@@ -67,12 +72,15 @@ pub fn config(cache: &Path, sources: &[String]) -> Config {
     }
 }
 
-/// A package-cache running in this process on 127.0.0.1 with a temporary cache.
+/// A package-cache running in this process on 127.0.0.1, on a temporary cache
+/// directory (or one the test gives it); stopped on drop.
 pub struct TestCache {
     pub server: Option<RunningServer>,
     pub cache: Arc<Cache>,
-    pub dir: TempDir,
     pub addr: std::net::SocketAddr,
+    root: PathBuf,
+    /// The cache directory, when it is this cache's own (removed after the stop).
+    _dir: Option<TempDir>,
 }
 
 impl TestCache {
@@ -87,22 +95,36 @@ impl TestCache {
         TestCache::start_in(dir, sources, tweak)
     }
 
-    /// Starts on an existing cache directory.
+    /// Starts on an existing cache directory, which it removes once stopped.
     pub fn start_in(
         dir: TempDir,
         sources: &[String],
         tweak: impl FnOnce(&mut Config),
     ) -> TestCache {
-        let mut config = config(dir.path(), sources);
+        let mut cache = TestCache::start_at(dir.path(), sources, tweak);
+        cache._dir = Some(dir);
+        cache
+    }
+
+    /// Starts on the cache directory `root`, which the test owns and keeps (a mount
+    /// point, another instance's directory).
+    pub fn start_at(root: &Path, sources: &[String], tweak: impl FnOnce(&mut Config)) -> TestCache {
+        let mut config = config(root, sources);
         tweak(&mut config);
         let (server, cache) = package_cache::app::start(&config).expect("start package-cache");
         let addr = server.local_addr();
         TestCache {
             server: Some(server),
             cache,
-            dir,
             addr,
+            root: root.to_path_buf(),
+            _dir: None,
         }
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The URL of `path` through this cache.
@@ -112,12 +134,12 @@ impl TestCache {
 
     /// The cached file for request `path` (`/distfiles/x` → `CACHE/distfiles/<hash>/x`).
     pub fn cached(&self, path: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.dir.path().join(stored(path))).ok()
+        std::fs::read(self.root.join(stored(path))).ok()
     }
 
     /// Every file below the cache directory, relative, sorted.
     pub fn files(&self) -> Vec<String> {
-        list_files(self.dir.path())
+        list_files(&self.root)
     }
 
     /// Waits (up to 10 s) for every download thread to end.

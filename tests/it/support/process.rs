@@ -2,13 +2,19 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+/// Where the binary under test is (for a script or a unit file that runs it).
+pub fn binary_path() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_package-cache"))
+}
+
 /// The binary under test.
 pub fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_package-cache"))
+    Command::new(binary_path())
 }
 
 /// Runs the binary with `args` to its end: its exit code (-1 if a signal ended it),

@@ -1,6 +1,5 @@
 //! Self-signed certificates made by `openssl` the way private mirrors make them, and a
 //! small HTTPS server (rustls) that serves fixed files with one of them. Loopback only.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,6 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
+use super::tools::require_tool;
+
 /// A certificate and its key, as PEM files.
 pub struct Cert {
     pub cert: PathBuf,
@@ -24,14 +25,15 @@ pub struct Cert {
 
 /// Makes a certificate in `dir` with exactly the command, `openssl req -x509
 /// -newkey rsa:2048 -nodes -subj /CN=… -addext subjectAltName=…` (OpenSSL marks it
-/// `CA:TRUE`). `None` when openssl is not installed (outside CI the caller skips; with
-/// `CI` set, as `.ci/run` does, it fails).
+/// `CA:TRUE`). `None` when openssl is not installed (outside CI the caller skips; in
+/// CI it fails: see [`super::tools::require_tool`]).
 pub fn openssl_cert(dir: &Path, name: &str, cn: &str, san: &str) -> Option<Cert> {
     let cert = dir.join(format!("{name}.pem"));
     let key = dir.join(format!("{name}.key"));
     let subj = format!("/CN={cn}");
     let san = format!("subjectAltName={san}");
-    let out = Command::new("openssl")
+    let openssl = require_tool("openssl")?;
+    let out = Command::new(openssl)
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", &subj,
         ])
@@ -40,18 +42,13 @@ pub fn openssl_cert(dir: &Path, name: &str, cn: &str, san: &str) -> Option<Cert>
         .arg("-out")
         .arg(&cert)
         .output();
-    match out {
-        Ok(out) if out.status.success() => Some(Cert { cert, key }),
-        Ok(out) => panic!(
-            "openssl req failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: openssl is not installed ({e}); it makes the test certificates");
-            None
-        }
-        Err(e) => panic!("openssl is required (CI is set): {e}"),
-    }
+    let out = out.expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(Cert { cert, key })
 }
 
 /// Concatenates PEM files into one bundle, as `SSL_CERT_FILE` names.
