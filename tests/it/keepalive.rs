@@ -24,9 +24,9 @@ use crate::support::*;
 const LIMIT: Duration = Duration::from_secs(1);
 /// How long a client waits for a first byte before giving up (keeps a failing run short).
 const GIVE_UP: Duration = Duration::from_secs(8);
-/// The servers' idle timeout: short, so that a failing run ends soon (stalled
-/// connections were freed when others timed out, or one per keeper wake-up, every
-/// quarter of it: 1.5 s, slower than `LIMIT`), yet longer than any scenario here.
+/// The servers' idle timeout: short, so that a failing run ends soon (with tiny_http
+/// 0.12's pool, stalled connections were freed only when others timed out, far later
+/// than `LIMIT`), yet longer than any scenario here.
 const IDLE: Duration = Duration::from_secs(6);
 
 /// The scenarios measure time; running them one at a time keeps them from sharing two
